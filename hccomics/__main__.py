@@ -1,0 +1,5 @@
+import sys
+
+from hccomics.cli import main
+
+sys.exit(main())

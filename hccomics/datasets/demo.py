@@ -1,0 +1,180 @@
+"""The synthetic demo cohort: files, a manifest and truth.json, deterministic for a seed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hccomics import __version__
+from hccomics._options import check_option
+from hccomics.datasets.demo_clinical import HazardModel, simulate_clinical
+from hccomics.datasets.demo_expression import ExpressionModel, simulate_counts
+from hccomics.datasets.demo_progression import STAGES, simulate_progression
+from hccomics.io.files import atomic_path, atomic_write_text, sha256sum
+from hccomics.settings import PROFILES
+
+__all__ = ["DemoProfile", "DEMO_PROFILES", "make_demo_cohort", "demo_cohort_dir"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """Sizes of the demo cohort; fixed per profile so that the suite's time budgets hold."""
+
+    n_patients: int
+    n_genes: int
+    progression_features: int
+    progression_samples_per_stage: tuple[int, int]
+    dnb_module_size: int
+
+
+DEMO_PROFILES: dict[str, DemoProfile] = {
+    "smoke": DemoProfile(40, 400, 150, (8, 8), 12),
+    "demo": DemoProfile(200, 5000, 1000, (10, 15), 20),
+    "full": DemoProfile(600, 7500, 2000, (12, 15), 30),
+}
+
+
+def demo_cohort_dir(profile: str = "demo", seed: int = 0, *, null: bool = False) -> Path:
+    """Cache folder of the demo cohort for a profile and seed (``$HCCOMICS_CACHE/demo/...``)."""
+    from hccomics.settings import cache_dir
+
+    return cache_dir() / "demo" / f"{profile}-seed{seed}{'-null' if null else ''}"
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp)
+
+
+def make_demo_cohort(
+    out_dir: str | Path,
+    *,
+    profile: str = "demo",
+    seed: int = 0,
+    null: bool = False,
+    critical_stage: str = "low_grade_dysplastic_nodule",
+) -> Path:
+    """Generate the demo HCC cohort into ``out_dir`` and return its manifest path.
+
+    Writes ``clinical.csv``, ``expression_counts.csv`` (genes x patients),
+    ``progression_expression.csv``, ``progression_samples.csv``, ``truth.json``,
+    ``truth_genes.csv``, ``truth_patients.csv`` and ``manifest.yaml``. The same seed and
+    profile give byte-identical files. If ``out_dir`` already holds a cohort made with
+    the same seed, profile and options whose files match their checksums, it is reused.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into (created).
+    profile
+        ``"smoke"`` (tiny, for CI), ``"demo"`` (about 200 patients and 5,000 genes) or
+        ``"full"``; see :data:`DEMO_PROFILES`.
+    seed
+        Seed of every random draw.
+    null
+        Generate the same cohort with no planted effects, for calibration checks.
+    critical_stage
+        Stage of the progression series just before the transition.
+
+    Examples
+    --------
+    >>> import tempfile, json, pathlib
+    >>> manifest = make_demo_cohort(tempfile.mkdtemp(), profile="smoke", seed=1)
+    >>> truth = json.loads((manifest.parent / "truth.json").read_text())
+    >>> "IL6" in truth["expression"]["planted_genes"], truth["progression"]["critical_stage"]
+    (True, 'low_grade_dysplastic_nodule')
+    """
+    check_option("profile", profile, PROFILES)
+    check_option("critical_stage", critical_stage, STAGES[1:-1])
+    out = Path(out_dir)
+    params = {"profile": profile, "seed": int(seed), "null": bool(null), "critical_stage": critical_stage,
+              "generator_version": __version__}
+    manifest_path = out / "manifest.yaml"
+    if _reusable(out, params):
+        logger.info("reusing the demo cohort in %s", out)
+        return manifest_path
+    sizes = DEMO_PROFILES[profile]
+    rng = np.random.default_rng(seed)
+    # independent streams per part, so that a change in one part leaves the others as they were
+    rng_clin, rng_expr, rng_prog = (np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(3))
+    logger.info("generating the %s demo cohort (seed %d) in %s", profile, seed, out)
+
+    clinical, activity, clin_truth = simulate_clinical(sizes.n_patients, rng=rng_clin, hazard=HazardModel(), null=null)
+    counts, expr_truth, gene_truth = simulate_counts(
+        activity, clinical["edmondson_grade"].to_numpy(), clinical["recurrence_2y"],
+        n_genes=sizes.n_genes, model=ExpressionModel(), rng=rng_expr, null=null,
+    )
+    prog_expr, prog_samples, prog_truth = simulate_progression(
+        list(counts.columns), n_features=sizes.progression_features, module_size=sizes.dnb_module_size,
+        samples_per_stage=sizes.progression_samples_per_stage, critical_stage=critical_stage, rng=rng_prog, null=null,
+    )
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "clinical.csv": clinical,
+        "expression_counts.csv": counts.T,
+        "progression_expression.csv": prog_expr.T,
+        "progression_samples.csv": prog_samples,
+        "truth_genes.csv": gene_truth,
+        "truth_patients.csv": pd.DataFrame({"pi3k_akt_activity": activity.round(6)}, index=clinical.index),
+    }
+    for name, df in files.items():
+        _write_csv(df, out / name)
+    truth = {
+        "generator": params,
+        "profile_sizes": asdict(sizes),
+        "clinical": clin_truth,
+        "expression": expr_truth,
+        "progression": prog_truth,
+        "files": {"truth_genes.csv": "per-gene base mean, dispersion, planted effects and implied log2 fold change",
+                  "truth_patients.csv": "latent PI3K-Akt activity per patient"},
+    }
+    atomic_write_text(out / "truth.json", json.dumps(truth, indent=1, sort_keys=True))
+
+    def ref(name: str, **extra: object) -> dict:
+        return {"path": name, "sha256": sha256sum(out / name), **extra}
+
+    manifest = {
+        "schema_version": 1,
+        "name": f"hccomics demo cohort ({profile}, seed {seed}{', null' if null else ''})",
+        "description": "Synthetic HCC cohort with planted ground truth (truth.json); generated by "
+                       "hccomics.datasets.make_demo_cohort.",
+        "tables": {
+            "clinical": ref("clinical.csv"),
+            "expression": ref("expression_counts.csv", kind="counts", orientation="genes_x_samples", gene_id="symbol"),
+        },
+        "progression": {
+            "expression": ref("progression_expression.csv", kind="log_expression", orientation="genes_x_samples",
+                              gene_id="symbol"),
+            "samples": ref("progression_samples.csv"),
+            "stages": list(STAGES),
+        },
+        "truth": ref("truth.json"),
+    }
+    atomic_write_text(manifest_path, yaml.safe_dump(manifest, sort_keys=False))
+    atomic_write_text(out / ".demo_params.json", json.dumps(params, sort_keys=True))
+    return manifest_path
+
+
+def _reusable(out: Path, params: dict) -> bool:
+    marker = out / ".demo_params.json"
+    if not (marker.is_file() and (out / "manifest.yaml").is_file()):
+        return False
+    if json.loads(marker.read_text()) != params:
+        return False
+    from hccomics.io.manifest import read_manifest
+
+    try:
+        man, root = read_manifest(out / "manifest.yaml")
+    except Exception:  # a damaged cache is regenerated, never trusted
+        logger.info("the cached demo cohort in %s is damaged; regenerating", out)
+        return False
+    return all((root / r.path).is_file() and sha256sum(root / r.path) == r.sha256 for _, r in man.file_refs())
