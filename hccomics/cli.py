@@ -85,7 +85,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from hccomics.datasets import demo_cohort_dir, make_demo_cohort
 
-        manifest = make_demo_cohort(demo_cohort_dir(args.profile, args.seed), profile=args.profile, seed=args.seed)
+        manifest = make_demo_cohort(demo_cohort_dir(args.profile, seed=args.seed), profile=args.profile, seed=args.seed)
         out = args.out or Path("runs") / f"demo-{args.profile}"
     else:
         manifest, out = args.manifest, args.out

@@ -16,6 +16,7 @@ import pytest
 
 from hccomics.datasets import make_demo_cohort
 from hccomics.io import sha256sum
+from oracles import dnb_stage_statistics, group_log2fc, harrell_c, median_of_ratios
 
 
 def _load(manifest: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -23,28 +24,6 @@ def _load(manifest: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     counts = pd.read_csv(root / "expression_counts.csv", index_col=0).T
     clinical = pd.read_csv(root / "clinical.csv", index_col=0)
     return counts, clinical, json.loads((root / "truth.json").read_text())
-
-
-def median_of_ratios(counts: pd.DataFrame) -> pd.Series:
-    logc = np.log(counts.where(counts > 0))
-    usable = logc.notna().all()
-    geo = logc.loc[:, usable].mean()
-    return np.exp((logc.loc[:, usable] - geo).median(axis=1))
-
-
-def group_log2fc(counts: pd.DataFrame, groups: pd.Series) -> pd.Series:
-    norm = counts.div(median_of_ratios(counts), axis=0)
-    return np.log2((norm[groups == 1].mean() + 0.5) / (norm[groups == 0].mean() + 0.5))
-
-
-def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
-    conc = ties = pairs = 0.0
-    for i in np.flatnonzero(event == 1):
-        later = time > time[i]
-        pairs += later.sum()
-        conc += (risk[i] > risk[later]).sum()
-        ties += (risk[i] == risk[later]).sum()
-    return (conc + 0.5 * ties) / pairs
 
 
 def test_sizes_and_symbols(demo_manifest: Path) -> None:
@@ -133,19 +112,9 @@ def test_progression_dnb_module(demo_manifest: Path) -> None:
     expr = pd.read_csv(root / "progression_expression.csv", index_col=0).T
     samples = pd.read_csv(root / "progression_samples.csv", index_col=0)
     truth = json.loads((root / "truth.json").read_text())["progression"]
-    module = truth["module_genes"]
-    rest = expr.columns.difference(module)
-    stats = {}
-    for stage in truth["stages"]:
-        x = expr.loc[samples.index[samples.stage == stage]]
-        assert 10 <= len(x) <= 15
-        r = np.abs(np.corrcoef(x.to_numpy().T))
-        mi = [expr.columns.get_loc(g) for g in module]
-        ri = [expr.columns.get_loc(g) for g in rest]
-        pcc_in = r[np.ix_(mi, mi)][~np.eye(len(mi), dtype=bool)].mean()
-        pcc_out = r[np.ix_(mi, ri)].mean()
-        sd_in = x[module].std(ddof=1).mean()
-        stats[stage] = (sd_in, pcc_in, pcc_out, sd_in * pcc_in / pcc_out)
+    stats = dnb_stage_statistics(expr, samples["stage"], truth["module_genes"], truth["stages"])
+    assert stats["n"].between(10, 15).all()
+    stats = {stage: tuple(row[["sd_in", "pcc_in", "pcc_out", "composite_index"]]) for stage, row in stats.iterrows()}
     crit = truth["critical_stage"]
     assert crit == "low_grade_dysplastic_nodule"
     order = truth["stages"]

@@ -42,7 +42,7 @@ DEMO_PROFILES: dict[str, DemoProfile] = {
 }
 
 
-def demo_cohort_dir(profile: str = "demo", seed: int = 0, *, null: bool = False) -> Path:
+def demo_cohort_dir(profile: str = "demo", *, seed: int = 0, null: bool = False) -> Path:
     """Cache folder of the demo cohort for a profile and seed (``$HCCOMICS_CACHE/demo/...``)."""
     from hccomics.settings import cache_dir
 

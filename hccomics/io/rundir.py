@@ -94,7 +94,7 @@ class RunDir:
             rel = Path("..", "..", PLOTLY_JS).as_posix()
             self.plotly_js()
             with atomic_path(target) as tmp:
-                obj.write_html(tmp, include_plotlyjs=rel, full_html=True)
+                obj.write_html(tmp, include_plotlyjs=rel, full_html=True, default_height="480px")
         elif isinstance(obj, Mapping) and obj and all(type(v).__module__.startswith("torch") for v in obj.values()):
             import torch
 

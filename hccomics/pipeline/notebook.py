@@ -43,7 +43,7 @@ def show_figure(fig: Any, run: RunDir, step: str, name: str, *, height: int = 48
 
     path = run.save(step, name, fig)
     rel = Path(path).relative_to(run.step_dir(step)).as_posix()
-    frame = (f'<iframe src="{html.escape(rel)}" style="width:100%;height:{height + 20}px;border:none" '
+    frame = (f'<iframe src="{html.escape(rel)}" style="width:100%;height:{height + 30}px;border:none;overflow:hidden" scrolling="no" '
              f'title="{html.escape(name)}"></iframe>')
     display({"application/vnd.plotly.v1+json": json.loads(fig.to_json()), "text/html": frame}, raw=True)
 

@@ -17,7 +17,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;ma
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .5em;text-align:right}
 th{background:#f4f4f4}.ok{color:#1a7f37}.failed{color:#cf222e}.meta td{text-align:left}
-iframe{width:100%;height:520px;border:none}details{margin:.5em 0}code{background:#f4f4f4;padding:0 .2em}
+iframe{width:100%;height:510px;border:none;overflow:hidden}details{margin:.5em 0}code{background:#f4f4f4;padding:0 .2em}
 """
 _MAX_ROWS = 15
 
@@ -60,7 +60,7 @@ def write_report(run_dir: str | Path) -> Path:
             parts.append(f"<p class='failed'>Failed in cell {info.get('cell')}: <code>{esc(str(info.get('error')))}</code></p>")
         for fig in sorted((step / "figures").glob("*.html")):
             rel = fig.relative_to(run_dir).as_posix()
-            parts.append(f"<h3>{esc(fig.stem)}</h3><iframe src='{esc(rel)}' title='{esc(fig.stem)}' loading='lazy'></iframe>")
+            parts.append(f"<h3>{esc(fig.stem)}</h3><iframe src='{esc(rel)}' title='{esc(fig.stem)}' loading='lazy' scrolling='no'></iframe>")
         for tab in sorted((step / "tables").glob("*.csv")):
             rel = tab.relative_to(run_dir).as_posix()
             parts.append(f"<details><summary>table: {esc(tab.stem)}</summary>{_table_html(tab, rel)}</details>")

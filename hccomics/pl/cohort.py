@@ -26,7 +26,7 @@ def modality_availability(availability: pd.DataFrame, *, title: str = "Modalitie
     ))
     counts = availability.sum()
     fig.update_layout(title=f"{title} ({', '.join(f'{k}: {v}' for k, v in counts.items())})",
-                      xaxis=dict(showticklabels=False, title="patients"), height=120 + 40 * z.shape[0])
+                      xaxis=dict(showticklabels=False, title="patients"), height=min(480, 200 + 60 * z.shape[0]))
     return fig
 
 

@@ -1,0 +1,16 @@
+"""One seed of each `validation/` check (the full table comes from `make validate`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "validation"))
+
+import truth_recovery  # noqa: E402
+
+
+def test_truth_recovery_one_seed(tmp_path: Path) -> None:
+    row = truth_recovery.check_seed(11, workdir=tmp_path)
+    table = truth_recovery.evaluate([row])
+    assert table["ok"].all(), table.to_string()
