@@ -4,10 +4,10 @@ from hccomics.io.files import atomic_path, atomic_write_text, sha256sum
 from hccomics.io.manifest import Manifest, read_manifest
 from hccomics.io.readers import image_table, load_cohort, load_progression, read_clinical
 from hccomics.io.rundir import RunDir
-from hccomics.io.summary import cohort_summary
+from hccomics.io.summary import cohort_summary, layer_frame
 from hccomics.io.validate import ValidationReport, validate_manifest
 
 __all__ = [
     "Manifest", "read_manifest", "ValidationReport", "validate_manifest", "load_cohort", "load_progression",
-    "read_clinical", "image_table", "cohort_summary", "RunDir", "sha256sum", "atomic_path", "atomic_write_text",
+    "read_clinical", "image_table", "cohort_summary", "layer_frame", "RunDir", "sha256sum", "atomic_path", "atomic_write_text",
 ]

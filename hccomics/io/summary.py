@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["cohort_summary"]
+__all__ = ["cohort_summary", "layer_frame"]
 
 
 def cohort_summary(mdata) -> pd.DataFrame:
@@ -38,3 +38,21 @@ def cohort_summary(mdata) -> pd.DataFrame:
             kind = "numeric"
         rows.append({"variable": col, "kind": kind, "n_missing": n_missing, "summary": summary})
     return pd.DataFrame(rows).set_index("variable")
+
+
+def layer_frame(adata, layer: str | None = None) -> pd.DataFrame:
+    """Samples x genes DataFrame of ``adata.layers[layer]`` (``adata.X`` when ``layer`` is None), gene symbols as columns when known.
+
+    Examples
+    --------
+    >>> import anndata as ad, numpy as np
+    >>> a = ad.AnnData(np.eye(2, dtype=np.float32), var=pd.DataFrame(index=["IL6", "IL7"]))
+    >>> layer_frame(a).columns.tolist()
+    ['IL6', 'IL7']
+    """
+    import numpy as np
+
+    x = adata.X if layer is None else adata.layers[layer]
+    x = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+    cols = adata.var["symbol"].astype(str).to_numpy() if "symbol" in adata.var else adata.var_names
+    return pd.DataFrame(x, index=adata.obs_names, columns=cols)

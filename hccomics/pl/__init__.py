@@ -1,5 +1,17 @@
 """Plotly figure builders: they take computed results and return a Figure."""
 
 from hccomics.pl.cohort import category_counts, follow_up, modality_availability
+from hccomics.pl.omics import (
+    enrichment_dotplot,
+    gsea_running_score,
+    ma_plot,
+    pca_scatter,
+    score_by_group,
+    top_genes_heatmap,
+    volcano,
+)
 
-__all__ = ["modality_availability", "category_counts", "follow_up"]
+__all__ = [
+    "modality_availability", "category_counts", "follow_up", "volcano", "ma_plot", "pca_scatter",
+    "top_genes_heatmap", "enrichment_dotplot", "gsea_running_score", "score_by_group",
+]
