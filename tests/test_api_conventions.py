@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-SUBPACKAGES = ["hccomics.io", "hccomics.datasets", "hccomics.pipeline", "hccomics.pl", "hccomics.settings", "hccomics.errors"]
+SUBPACKAGES = ["hccomics.io", "hccomics.datasets", "hccomics.omics", "hccomics.pipeline", "hccomics.pl", "hccomics.settings",
+               "hccomics.errors"]
 
 
 def _public(modname: str):

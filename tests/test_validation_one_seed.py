@@ -14,3 +14,11 @@ def test_truth_recovery_one_seed(tmp_path: Path) -> None:
     row = truth_recovery.check_seed(11, workdir=tmp_path)
     table = truth_recovery.evaluate([row])
     assert table["ok"].all(), table.to_string()
+
+
+def test_de_enrichment_one_seed(tmp_path: Path) -> None:
+    import de_enrichment
+
+    row = de_enrichment.check_seed(0, permutation_num=500, workdir=tmp_path)
+    table = de_enrichment.evaluate([row])
+    assert table["ok"].all(), table.to_string()

@@ -1,6 +1,6 @@
 """Run every validation check and write ``validation/results/summary.md``.
 
-Usage: ``python validation/run_all.py [N_SEEDS]`` (default 20). CI runs one seed of each check
+Usage: ``python validation/run_all.py [N_SEEDS [N_DE_SEEDS]]`` (defaults 20 and 10). CI runs one seed of each check
 through ``tests/test_validation_one_seed.py``.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import de_enrichment  # noqa: E402
 import truth_recovery  # noqa: E402
 
 
@@ -27,16 +28,23 @@ def _markdown(table) -> str:
 
 def main(argv: list[str]) -> int:
     n_seeds = int(argv[0]) if argv else 20
-    table = truth_recovery.run(range(n_seeds))
+    n_de_seeds = int(argv[1]) if len(argv) > 1 else 10
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    text = (f"# Validation ({stamp})\n\n## Demo cohort truth recovery, {n_seeds} seeds, profile demo\n\n"
-            + _markdown(table) + "\n")
-    (out / "summary.md").write_text(text)
-    table.to_csv(out / "truth_recovery.csv")
+    text = f"# Validation ({stamp})\n"
+    ok = True
+    for title, module, seeds in (
+        (f"Demo cohort truth recovery, {n_seeds} seeds, profile demo", truth_recovery, n_seeds),
+        (f"Differential expression, enrichment and signature scores, {n_de_seeds} seeds, profile demo", de_enrichment, n_de_seeds),
+    ):
+        table = module.run(range(seeds))
+        table.to_csv(out / f"{module.__name__}.csv")
+        text += f"\n## {title}\n\n" + _markdown(table) + "\n"
+        ok &= bool(table["ok"].all())
+        (out / "summary.md").write_text(text)  # written after each part: an interrupted run keeps what finished
     print(text)
-    return 0 if table["ok"].all() else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

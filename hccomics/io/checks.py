@@ -138,12 +138,16 @@ def check_expression(df: pd.DataFrame, path: Path, *, kind: str, gene_id: str) -
         if len(dup):
             problems.append(f"{path}: versioned Ensembl IDs collapse to the same gene without version: {_rows(sorted(set(dup)))}")
 
-    values = df[real_genes].apply(pd.to_numeric, errors="coerce")
-    non_numeric = values.isna() & df[real_genes].notna()
-    missing = df[real_genes].isna()
-    arr = values.to_numpy(dtype=float)
-    if non_numeric.to_numpy().any() or missing.to_numpy().any():
-        bad = np.argwhere(non_numeric.to_numpy() | missing.to_numpy())
+    sub = df[real_genes] if len(summary) else df
+    if all(pd.api.types.is_numeric_dtype(t) for t in sub.dtypes.unique()):
+        arr = sub.to_numpy(dtype=float)  # the common case, without a per-column conversion
+        unusable = np.isnan(arr)
+    else:
+        values = sub.apply(pd.to_numeric, errors="coerce")
+        arr = values.to_numpy(dtype=float)
+        unusable = np.isnan(arr) | sub.isna().to_numpy()
+    if unusable.any():
+        bad = np.argwhere(unusable)
         s, g = bad[0]
         problems.append(f"{path}: {len(bad)} values are empty or not numbers (first: gene {real_genes[g]}, sample {samples[s]})")
     if kind == "counts":

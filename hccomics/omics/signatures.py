@@ -60,9 +60,8 @@ def score_signature(
     Examples
     --------
     >>> import anndata as ad, numpy as np, pandas as pd
-    >>> rng = np.random.default_rng(0)
     >>> a = ad.AnnData(np.zeros((4, 3), dtype=np.float32), var=pd.DataFrame(index=["IL6", "IL7", "ALB"]))
-    >>> a.layers["vst"] = np.array([[1, 1, 5], [2, 2, 5], [3, 3, 5], [4, 4, 5]], dtype=np.float32)
+    >>> a.layers["vst"] = np.array([[1.5, 1.5, 5], [2.5, 2.5, 5], [3.5, 3.5, 5], [4.5, 4.5, 5]], dtype=np.float32)
     >>> score_signature(a, ["IL6", "IL7"], method="zscore", name="IL6_IL7")
     >>> a.obs["score_IL6_IL7_zscore"].round(2).tolist()
     [-1.16, -0.39, 0.39, 1.16]

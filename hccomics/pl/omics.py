@@ -119,7 +119,7 @@ def gsea_running_score(running: dict, ranking: pd.Series | dict, *, term: str, n
                              line=dict(width=1, color="black")), name="set members"), row=2, col=1)
     fig.add_trace(go.Scatter(y=ranking.to_numpy(), mode="lines", fill="tozeroy", line=dict(color="grey"),
                              name="ranking metric"), row=3, col=1)
-    stats = ", ".join(s for s in (f"NES {nes:.2f}" if nes is not None else "", f"FDR {fdr:.2g}" if fdr is not None else "") if s)
+    stats = ", ".join(s for s in (f"NES {nes:.2f}" if nes is not None else "", (f"FDR {fdr:.2g}" if fdr > 0 else "FDR below permutation resolution") if fdr is not None else "") if s)
     fig.update_yaxes(title_text="ES", row=1, col=1)
     fig.update_yaxes(showticklabels=False, row=2, col=1)
     fig.update_yaxes(title_text="metric", row=3, col=1)
