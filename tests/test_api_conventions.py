@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-SUBPACKAGES = ["hccomics.io", "hccomics.datasets", "hccomics.omics", "hccomics.pipeline", "hccomics.pl", "hccomics.settings",
+SUBPACKAGES = ["hccomics.io", "hccomics.datasets", "hccomics.omics", "hccomics.survival", "hccomics.pipeline", "hccomics.pl", "hccomics.settings",
                "hccomics.errors"]
 
 

@@ -10,8 +10,10 @@ from hccomics.pl.omics import (
     top_genes_heatmap,
     volcano,
 )
+from hccomics.pl.survival import calibration_plot, forest_plot, km_plot, model_comparison, nomogram_plot, td_auc_plot
 
 __all__ = [
     "modality_availability", "category_counts", "follow_up", "volcano", "ma_plot", "pca_scatter",
     "top_genes_heatmap", "enrichment_dotplot", "gsea_running_score", "score_by_group",
+    "km_plot", "calibration_plot", "td_auc_plot", "forest_plot", "nomogram_plot", "model_comparison",
 ]

@@ -1,5 +1,6 @@
 """Survival and prognosis: Cox (lifelines), DeepSurv, metrics, cross-validation protocols, nomograms."""
 
+from hccomics.survival.covariates import CLINICAL_COVARIATES, ENDPOINTS, prognostic_table
 from hccomics.survival.cox import CoxPH
 from hccomics.survival.deepsurv import DeepSurv, MultimodalDeepSurv
 from hccomics.survival.metrics import (
@@ -22,10 +23,11 @@ from hccomics.survival.protocols import (
     logrank,
     make_splits,
     risk_groups,
+    subgroup_concordance,
 )
 
 __all__ = [
-    "CoxPH", "DeepSurv", "MultimodalDeepSurv", "Nomogram", "harrell_c", "uno_c", "antolini_c",
+    "prognostic_table", "CLINICAL_COVARIATES", "ENDPOINTS", "CoxPH", "DeepSurv", "MultimodalDeepSurv", "Nomogram", "harrell_c", "uno_c", "antolini_c",
     "time_dependent_auc", "integrated_brier", "calibration", "evaluate", "bootstrap_ci", "compare_models",
-    "make_splits", "cross_validate", "CVResult", "risk_groups", "kaplan_meier", "logrank", "FoldWithoutEventsWarning",
+    "make_splits", "cross_validate", "CVResult", "risk_groups", "kaplan_meier", "logrank", "subgroup_concordance", "FoldWithoutEventsWarning",
 ]

@@ -16,7 +16,8 @@ from hccomics.errors import DataValidationError, HccomicsWarning
 from hccomics.survival.base import SurvivalModel
 from hccomics.survival.metrics import evaluate
 
-__all__ = ["make_splits", "cross_validate", "CVResult", "risk_groups", "kaplan_meier", "logrank", "FoldWithoutEventsWarning"]
+__all__ = ["make_splits", "cross_validate", "CVResult", "risk_groups", "kaplan_meier", "logrank", "subgroup_concordance",
+           "FoldWithoutEventsWarning"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def cross_validate(
     n_splits: int = 5,
     n_repeats: int = 1,
     horizon: float | None = None,
+    survival_times: Sequence[float] = (),
     seed: int = 0,
     progress: bool = True,
 ) -> CVResult:
@@ -86,7 +88,8 @@ def cross_validate(
     -------
     CVResult
         ``metrics`` (one row per repeat, fold and metric, with the estimator) and ``predictions``
-        (out-of-fold risk per sample and repeat).
+        (out-of-fold risk per sample and repeat, and survival probability at each of
+        ``survival_times`` as columns ``survival_T``).
     """
     from tqdm.auto import tqdm
 
@@ -104,7 +107,12 @@ def cross_validate(
         test = df.loc[test_ids]
         fitted = model.clone().fit(train, duration_col=duration_col, event_col=event_col, covariates=covariates)
         risk = fitted.predict_risk(test)
-        preds.append(pd.DataFrame({"sample": test_ids, "repeat": rep, "fold": fold, "risk": risk}))
+        pred = pd.DataFrame({"sample": test_ids, "repeat": rep, "fold": fold, "risk": risk})
+        if survival_times:
+            sf = fitted.predict_survival_function(test, times=list(survival_times))
+            for t, row in zip(survival_times, sf.to_numpy()):
+                pred[f"survival_{t:g}"] = row
+        preds.append(pred)
         if test[event_col].sum() == 0:
             warnings.warn(f"test fold {fold} of repeat {rep} has no event; its metrics are left out. Use fewer "
                           "folds or stratified splits.", FoldWithoutEventsWarning, stacklevel=2)
@@ -158,3 +166,19 @@ def logrank(durations: pd.Series, events: pd.Series, groups: pd.Series) -> dict:
     res = multivariate_logrank_test(durations, groups, events)
     return {"statistic": float(res.test_statistic), "pvalue": float(res.p_value), "df": int(res.degrees_of_freedom),
             "estimator": "lifelines multivariate_logrank_test"}
+
+
+def subgroup_concordance(risk: pd.Series, table: pd.DataFrame, *, by: str, duration_col: str = "duration",
+                         event_col: str = "event", min_events: int = 3) -> pd.DataFrame:
+    """Harrell's C of one risk score within each level of ``by`` (e.g. treatment), with sizes and events.
+
+    Groups with fewer than ``min_events`` events get NaN rather than an unstable estimate.
+    """
+    from hccomics.survival.metrics import harrell_c
+
+    rows = []
+    for level, sub in table.loc[risk.index].groupby(by, observed=True):
+        n_events = int(sub[event_col].sum())
+        c = harrell_c(sub[duration_col], sub[event_col], risk.loc[sub.index]) if n_events >= min_events else np.nan
+        rows.append({by: level, "n": len(sub), "events": n_events, "harrell_c": c})
+    return pd.DataFrame(rows).set_index(by)
