@@ -56,9 +56,18 @@ def test_resume_skips_unchanged(smoke_run: Path, capsys) -> None:
     assert all(v["skipped"] for v in record["notebooks"].values())
     assert (smoke_run / "00_cohort_overview" / "00_cohort_overview.ipynb").stat().st_mtime_ns == stamp
     # a changed parameter re-runs
-    assert main(["demo", "--profile", "smoke", "--out", str(smoke_run), "-p", "extra=1"]) == 0
+    assert main(["demo", "--profile", "smoke", "--out", str(smoke_run), "--only", "00", "-p", "extra=1"]) == 0
     record = json.loads((smoke_run / "run.json").read_text())
-    assert not any(v["skipped"] for v in record["notebooks"].values())
+    assert not record["notebooks"]["00_cohort_overview"]["skipped"]
+    assert record["notebooks"]["00_cohort_overview"]["parameters"]["extra"] == 1
+
+
+def test_profile_changes_parameters_only(smoke_run: Path) -> None:
+    record = json.loads((smoke_run / "run.json").read_text())
+    nb09 = record["notebooks"].get("09_survival_prognosis")
+    if nb09 is not None:
+        assert nb09["parameters"]["n_repeats"] == 1 and nb09["parameters"]["profile"] == "smoke"
+    assert "n_repeats" not in record["notebooks"]["00_cohort_overview"]["parameters"]  # not a parameter of 00
 
 
 def _notebook(path: Path, body: str) -> None:

@@ -22,3 +22,12 @@ def test_de_enrichment_one_seed(tmp_path: Path) -> None:
     row = de_enrichment.check_seed(0, permutation_num=500, workdir=tmp_path)
     table = de_enrichment.evaluate([row])
     assert table["ok"].all(), table.to_string()
+
+
+def test_survival_one_seed(tmp_path: Path) -> None:
+    import survival_checks
+
+    row = survival_checks.public_dataset("gbsg2", n_repeats=1)
+    row.update(survival_checks.demo_seed(0, n_boot=200, workdir=tmp_path))
+    table = survival_checks.evaluate(row)
+    assert table["ok"].all(), table.to_string()

@@ -14,8 +14,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from criteria import summarise
 
 import hccomics as hc
 
@@ -85,15 +85,8 @@ def check_seed(seed: int, *, profile: str = "demo", permutation_num: int = 1000,
 
 
 def evaluate(rows: list[dict]) -> pd.DataFrame:
-    """Summary per criterion: mean, sd, min, max, criterion and whether it holds."""
-    df = pd.DataFrame(rows).set_index("seed")
-    out = []
-    for col, (agg, op, thr) in CRITERIA.items():
-        value = float(getattr(df[col], agg)())
-        ok = {">": value > thr, "<": value < thr, ">=": value >= thr, "<=": value <= thr}[op]
-        out.append({"check": col, "mean": df[col].mean(), "sd": df[col].std(ddof=1) if len(df) > 1 else np.nan,
-                    "min": df[col].min(), "max": df[col].max(), "criterion": f"{agg} {op} {thr}", "ok": bool(ok)})
-    return pd.DataFrame(out).set_index("check")
+    """Summary per check: mean, sd, min, max, criterion and whether it holds."""
+    return summarise(rows, CRITERIA)
 
 
 def run(seeds=range(5)) -> pd.DataFrame:

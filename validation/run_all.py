@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import de_enrichment  # noqa: E402
+import survival_checks  # noqa: E402
 import truth_recovery  # noqa: E402
 
 
@@ -34,11 +35,15 @@ def main(argv: list[str]) -> int:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     text = f"# Validation ({stamp})\n"
     ok = True
-    for title, module, seeds in (
-        (f"Demo cohort truth recovery, {n_seeds} seeds, profile demo", truth_recovery, n_seeds),
-        (f"Differential expression, enrichment and signature scores, {n_de_seeds} seeds, profile demo", de_enrichment, n_de_seeds),
-    ):
-        table = module.run(range(seeds))
+    parts = (
+        (f"Demo cohort truth recovery, {n_seeds} seeds, profile demo", truth_recovery, lambda: truth_recovery.run(range(n_seeds))),
+        (f"Differential expression, enrichment and signature scores, {n_de_seeds} seeds, profile demo", de_enrichment,
+         lambda: de_enrichment.run(range(n_de_seeds))),
+        ("Survival: GBSG2, WHAS500, GSE7390 (5 x 5-fold CV) and the demo cohort (5 seeds)", survival_checks,
+         lambda: survival_checks.run()),
+    )
+    for title, module, compute in parts:
+        table = compute()
         table.to_csv(out / f"{module.__name__}.csv")
         text += f"\n## {title}\n\n" + _markdown(table) + "\n"
         ok &= bool(table["ok"].all())

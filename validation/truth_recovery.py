@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from criteria import summarise
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -75,16 +76,9 @@ def check_seed(seed: int, *, profile: str = "demo", workdir: Path | None = None)
     return row
 
 
-def evaluate(rows: list[dict[str, float]]) -> pd.DataFrame:
+def evaluate(rows: list[dict]) -> pd.DataFrame:
     """Summary per check: mean, sd, min, max, criterion and whether it holds."""
-    df = pd.DataFrame(rows).set_index("seed")
-    out = []
-    for col, (agg, op, thr) in CRITERIA.items():
-        value = getattr(df[col], agg)()
-        ok = {">": value > thr, "<": value < thr, ">=": value >= thr}[op]
-        out.append({"check": col, "mean": value, "sd": df[col].std(ddof=1) if len(df) > 1 else np.nan,
-                    "min": df[col].min(), "max": df[col].max(), "criterion": f"{agg} {op} {thr}", "ok": bool(ok)})
-    return pd.DataFrame(out).set_index("check")
+    return summarise(rows, CRITERIA)
 
 
 def run(seeds: range | list[int] = range(10)) -> pd.DataFrame:

@@ -32,7 +32,7 @@ def _read_clinical(man: Manifest, root: Path) -> pd.DataFrame:
     for col in clin.binary_columns:
         if col in df:
             df[col] = pd.to_numeric(df[col]).astype("Int64")
-    for col in df.columns[df.dtypes == object]:
+    for col in df.select_dtypes(include="object").columns:
         df[col] = df[col].astype("category")
     return df
 

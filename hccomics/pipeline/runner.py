@@ -15,6 +15,7 @@ from hccomics._options import check_option
 from hccomics.errors import HccomicsError, NotebookExecutionError
 from hccomics.io.files import atomic_write_text
 from hccomics.io.validate import validate_manifest
+from hccomics.pipeline.profiles import notebook_parameters
 from hccomics.pipeline.provenance import git_state, package_versions, step_hash
 from hccomics.settings import PROFILES
 
@@ -140,12 +141,12 @@ def run_suite(
         "inputs": {"manifest.yaml": report.checksums | {"__manifest__": _sha(manifest)}},
         "notebooks": dict(previous.get("notebooks", {})),
     }
-    base_params = {"manifest": str(manifest), "run_dir": str(run_dir), "profile": profile, "seed": seed,
-                   "device": device, **(parameters or {})}
+    base_params = {"manifest": str(manifest), "run_dir": str(run_dir), "profile": profile, "seed": seed, "device": device}
     bar = tqdm(steps, desc="notebooks", unit="nb", disable=not progress)
     for step in bar:
         bar.set_postfix_str(step.name)
-        h = step_hash(step.path, base_params, record["inputs"], record["versions"], record["git"])
+        params = notebook_parameters(step.path, profile, base_params, parameters or {})
+        h = step_hash(step.path, params, record["inputs"], record["versions"], record["git"])
         out_nb = run_dir / step.name / f"{step.name}.ipynb"
         prev = record["notebooks"].get(step.name, {})
         if not force and prev.get("status") == "ok" and prev.get("hash") == h and out_nb.exists():
@@ -155,7 +156,7 @@ def run_suite(
         out_nb.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(step.path), str(out_nb), parameters=base_params, progress_bar=False,
+            pm.execute_notebook(str(step.path), str(out_nb), parameters=params, progress_bar=False,
                                 cwd=str(out_nb.parent), kernel_name="python3")
         except pm.PapermillExecutionError as exc:
             cell, source = _failure(out_nb)
@@ -166,7 +167,7 @@ def run_suite(
         seconds = round(time.perf_counter() - t0, 2)
         _export_html(out_nb)
         record["notebooks"][step.name] = {"status": "ok", "seconds": seconds, "hash": h, "skipped": False,
-                                          "parameters": base_params}
+                                          "parameters": params}
         _finish(record, run_json, run_dir)
     bar.close()
     _finish(record, run_json, run_dir)

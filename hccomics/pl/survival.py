@@ -63,8 +63,9 @@ def forest_plot(summary: pd.DataFrame, *, title: str = "Hazard ratios (95% CI)")
                                error_x=dict(type="data", symmetric=False, array=hi - hr, arrayminus=hr - lo),
                                customdata=np.c_[s["p"]], hovertemplate="%{y}: HR %{x:.2f}, p=%{customdata[0]:.2g}<extra></extra>"))
     fig.add_vline(x=1, line_dash="dash", line_color="grey")
-    fig.update_layout(title=title, xaxis_type="log", xaxis_title="hazard ratio", height=max(350, 30 * len(s) + 150),
-                      margin=dict(l=200))
+    ticks = [v for v in (0.1, 0.25, 0.5, 1, 2, 4, 10) if lo.min() / 1.5 <= v <= hi.max() * 1.5]
+    fig.update_layout(title=title, xaxis=dict(type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks]),
+                      xaxis_title="hazard ratio", height=max(350, 30 * len(s) + 150), margin=dict(l=200))
     return fig
 
 
@@ -84,8 +85,14 @@ def nomogram_plot(scales: dict, *, title: str = "Nomogram") -> go.Figure:
     labels.append(("Total points", total * scale, [f"{v:.0f}" for v in total]))
     for t in surv.columns:
         labels.append((f"S({t})", total * scale, [f"{v:.2f}" for v in surv[t]]))
+    min_gap = 0.04 * max_pts  # thin tick labels that would overlap
     for name, xs, texts in labels:
         y -= 1
+        keep, last = [], -np.inf
+        for x, t in zip(xs, texts):
+            keep.append(t if abs(x - last) >= min_gap else "")
+            last = x if keep[-1] else last
+        texts = keep
         fig.add_trace(go.Scatter(x=[min(xs), max(xs)], y=[y, y], mode="lines", line=dict(color="black", width=1), showlegend=False,
                                  hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=xs, y=[y] * len(xs), mode="markers+text", text=texts, textposition="top center",

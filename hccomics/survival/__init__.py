@@ -8,6 +8,7 @@ from hccomics.survival.metrics import (
     bootstrap_ci,
     calibration,
     compare_models,
+    concordance_ci,
     evaluate,
     harrell_c,
     integrated_brier,
@@ -28,6 +29,6 @@ from hccomics.survival.protocols import (
 
 __all__ = [
     "prognostic_table", "CLINICAL_COVARIATES", "ENDPOINTS", "CoxPH", "DeepSurv", "MultimodalDeepSurv", "Nomogram", "harrell_c", "uno_c", "antolini_c",
-    "time_dependent_auc", "integrated_brier", "calibration", "evaluate", "bootstrap_ci", "compare_models",
+    "time_dependent_auc", "integrated_brier", "calibration", "evaluate", "bootstrap_ci", "concordance_ci", "compare_models",
     "make_splits", "cross_validate", "CVResult", "risk_groups", "kaplan_meier", "logrank", "subgroup_concordance", "FoldWithoutEventsWarning",
 ]

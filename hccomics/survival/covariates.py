@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,7 +28,8 @@ def prognostic_table(clinical: pd.DataFrame, *, endpoint: str = "rfs", scores: p
     endpoint
         ``"rfs"`` or ``"os"``.
     scores
-        Optional per-patient scores (e.g. signature scores of notebook 02) joined by patient ID.
+        Optional per-patient scores (e.g. signature scores of notebook 02) joined by patient ID and
+        standardised to mean 0, SD 1 (hazard ratios are then per SD of the score).
     complete_cases
         Keep patients with every covariate and score, so that all models see the same patients.
 
@@ -59,7 +59,8 @@ def prognostic_table(clinical: pd.DataFrame, *, endpoint: str = "rfs", scores: p
     }, index=clinical.index)
     blocks = {"clinical": list(CLINICAL_COVARIATES), "scores": []}
     if scores is not None:
-        table = table.join(scores, how="left")
+        z = (scores - scores.mean()) / scores.std(ddof=1).replace(0, np.nan)
+        table = table.join(z, how="left")
         blocks["scores"] = list(scores.columns)
     if complete_cases:
         table = table.dropna()

@@ -137,7 +137,7 @@ class DeepSurv(SurvivalModel):
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # torchsurv's notes on ties and empty batches
-                for epoch in range(self.epochs):
+                for _epoch in range(self.epochs):
                     net.train()
                     order = rng.permutation(train_idx)
                     for start in range(0, len(order), bs):
