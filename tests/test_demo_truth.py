@@ -171,3 +171,8 @@ def test_bad_options(tmp_path: Path, bad: dict) -> None:
 
     with pytest.raises(OptionError, match="is not one of"):
         make_demo_cohort(tmp_path, **bad)
+
+
+def test_follow_up_times_are_positive(demo_manifest: Path) -> None:
+    _, clinical, _ = _load(demo_manifest)
+    assert (clinical.rfs_time_months > 0).all() and (clinical.os_time_months > 0).all()

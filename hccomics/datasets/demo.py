@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hccomics import __version__
 from hccomics._options import check_option
 from hccomics.datasets.demo_clinical import HazardModel, simulate_clinical
 from hccomics.datasets.demo_expression import ExpressionModel, simulate_counts
@@ -22,6 +21,8 @@ from hccomics.settings import PROFILES
 __all__ = ["DemoProfile", "DEMO_PROFILES", "make_demo_cohort", "demo_cohort_dir"]
 
 logger = logging.getLogger(__name__)
+# bumped whenever the generator's output changes, so that cached cohorts are regenerated
+GENERATOR_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def make_demo_cohort(
     check_option("critical_stage", critical_stage, STAGES[1:-1])
     out = Path(out_dir)
     params = {"profile": profile, "seed": int(seed), "null": bool(null), "critical_stage": critical_stage,
-              "generator_version": __version__}
+              "generator_version": GENERATOR_VERSION}
     manifest_path = out / "manifest.yaml"
     if _reusable(out, params):
         logger.info("reusing the demo cohort in %s", out)

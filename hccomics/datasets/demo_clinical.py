@@ -19,6 +19,7 @@ TREATMENTS = ("resection", "TACE", "ablation", "transplant")
 AETIOLOGIES = ("HBV", "HCV", "alcohol", "MASLD")
 RECURRENCE_HORIZON_MONTHS = 24.0
 DEATH_SCALE_MONTHS = 300.0
+MIN_TIME_MONTHS = 0.1  # events are first seen at a visit: no follow-up time rounds to zero
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,9 @@ def simulate_clinical(
     t_death = np.minimum(t_death0, t_rec + rng.exponential(36.0, n) * np.exp(-0.3 * lp))
     follow_up = np.minimum(rng.uniform(12.0, 96.0, n), rng.exponential(400.0, n))
 
-    rfs_time = np.minimum.reduce([t_rec, t_death, follow_up])
+    rfs_time = np.maximum(np.minimum.reduce([t_rec, t_death, follow_up]), MIN_TIME_MONTHS)
     rfs_event = (np.minimum(t_rec, t_death) <= follow_up).astype(int)
-    os_time = np.minimum(t_death, follow_up)
+    os_time = np.maximum(np.minimum(t_death, follow_up), MIN_TIME_MONTHS)
     os_event = (t_death <= follow_up).astype(int)
     rec2y = pd.array(np.full(n, pd.NA), dtype="Int64")
     rec2y[(rfs_event == 1) & (rfs_time <= RECURRENCE_HORIZON_MONTHS)] = 1
@@ -160,6 +161,7 @@ def simulate_clinical(
         "grade": {"latent": f"{0.6 * eff} * activity + {0.3 * eff} * log2_size + N(0, 1)",
                   "quantile_cuts": [0.15, 0.55, 0.9]},
         "censoring": "administrative U(12, 96) months, loss to follow-up exponential (mean 400 months)",
+        "minimum_time_months": MIN_TIME_MONTHS,
         "recurrence_2y": "1 if rfs_event and rfs_time <= 24 months; 0 if rfs_time > 24; NA when censored earlier",
         "fractions": {
             "index_lesion_under_15mm": float(np.mean(diameter < 15)),

@@ -148,26 +148,43 @@ def evaluate(
     times
         Grid for the time-dependent AUC and the integrated Brier score (default: 10th-80th
         percentiles of the test event times).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by metric: ``value``, ``estimator`` and ``ipcw_left_out`` (test subjects followed
+        beyond the training follow-up, which IPCW cannot weight and which the IPCW metrics leave out).
     """
     dt, et = (np.asarray(a) for a in test)
+    risk = np.asarray(risk, float)
+    # IPCW needs the censoring distribution at every test time: test subjects followed beyond the
+    # training follow-up are left out of the IPCW metrics (as scikit-survival advises)
+    inside = dt < np.asarray(train[0]).max()
+    ipcw_test = (dt[inside], et[inside])
+    left_out = int((~inside).sum())
     if times is None:
-        ev = dt[et == 1]
+        ev = ipcw_test[0][ipcw_test[1] == 1]
         times = np.unique(np.quantile(ev, np.linspace(0.1, 0.8, 8))) if len(ev) else [horizon]
-    times = [t for t in times if t < dt.max() and t > dt.min()]
+    times = [t for t in times if ipcw_test[0].min() < t < ipcw_test[0].max()]
     rows = [{"metric": "harrell_c", "value": harrell_c(dt, et, risk), "estimator": "sksurv concordance_index_censored"},
-            {"metric": f"uno_c@{horizon:g}", "value": uno_c(train, test, risk, tau=horizon), "estimator": "sksurv concordance_index_ipcw"}]
+            {"metric": f"uno_c@{horizon:g}", "value": uno_c(train, ipcw_test, risk[inside], tau=horizon),
+             "estimator": "sksurv concordance_index_ipcw", "ipcw_left_out": left_out}]
     if times:
-        auc = time_dependent_auc(train, test, risk, times=times)
-        rows.append({"metric": "mean_td_auc", "value": auc.attrs["mean_auc"], "estimator": "sksurv cumulative_dynamic_auc"})
+        auc = time_dependent_auc(train, ipcw_test, risk[inside], times=times)
+        rows.append({"metric": "mean_td_auc", "value": auc.attrs["mean_auc"], "estimator": "sksurv cumulative_dynamic_auc",
+                     "ipcw_left_out": left_out})
     if survival is not None:
         rows.append({"metric": "antolini_c", "value": antolini_c(dt, et, survival), "estimator": "Antolini 2005 (hccomics)"})
         if len(times) >= 2:
-            rows.append({"metric": "integrated_brier", "value": integrated_brier(train, test, survival, times=times),
-                         "estimator": "sksurv integrated_brier_score"})
+            rows.append({"metric": "integrated_brier", "value": integrated_brier(train, ipcw_test, survival.loc[:, inside],
+                                                                                 times=times),
+                         "estimator": "sksurv integrated_brier_score", "ipcw_left_out": left_out})
         cal = calibration(dt, et, survival, horizon=horizon)
         rows += [{"metric": f"ici@{horizon:g}", "value": cal["ici"], "estimator": cal["estimator"]},
                  {"metric": f"e50@{horizon:g}", "value": cal["e50"], "estimator": cal["estimator"]}]
-    return pd.DataFrame(rows).set_index("metric")
+    table = pd.DataFrame(rows).set_index("metric")
+    table["ipcw_left_out"] = table.get("ipcw_left_out", pd.Series(dtype=float)).fillna(0).astype(int)
+    return table
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, *, n_boot: int = 1000, level: float = 0.95,
