@@ -28,6 +28,6 @@ def test_survival_one_seed(tmp_path: Path) -> None:
     import survival_checks
 
     row = survival_checks.public_dataset("gbsg2", n_repeats=1)
-    row.update(survival_checks.demo_seed(0, n_boot=200, workdir=tmp_path))
-    table = survival_checks.evaluate(row)
+    demo = [survival_checks.demo_seed(0, n_repeats=2, n_boot=200, workdir=tmp_path)]
+    table = survival_checks.evaluate(row, demo)
     assert table["ok"].all(), table.to_string()
