@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import anndata as ad
@@ -143,9 +142,20 @@ def test_enrich_hand_computed_example() -> None:
     expected = hypergeom.sf(5 - 1, 100, 10, 10)  # 5 of the 10 members among the 10 significant genes
     assert table.at["S", "overlap"] == 5 and table.at["S", "pvalue"] == pytest.approx(expected, rel=1e-6)
     assert table.at["T", "overlap"] == 0 and table.at["T", "pvalue"] == 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert table.at["S", "rank"] == 1
+    assert table.at["S", "rank"] == 1
+
+
+def test_enrich_needs_de_columns() -> None:
+    with pytest.raises(DataValidationError, match="lacks \\['padj'"):
+        enrich(pd.DataFrame({"stat": [1.0]}, index=["IL6"]), {"S": ["IL6"]})
+
+
+def test_score_separation_matches_by_sample_id() -> None:
+    from hccomics.omics import score_separation
+
+    scores = pd.DataFrame({"s": [0.1, 0.2, 0.8, 0.9]}, index=["a", "b", "c", "d"])
+    labels = pd.Series([1, 1, 0, 0], index=["d", "c", "b", "a"], name="y")  # same truth, other order
+    assert score_separation(scores, labels).at["s", "auc"] == 1.0
 
 
 def test_versioned_ensembl_ids_get_symbols(data) -> None:

@@ -48,6 +48,33 @@ def test_load_progression(smoke_manifest: Path) -> None:
     assert adata.n_obs == 6 * 8 and np.isfinite(adata.X).all()
 
 
+def test_numeric_stage_labels(smoke_manifest: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "c"
+    shutil.copytree(smoke_manifest.parent, dst)
+    samples = pd.read_csv(dst / "progression_samples.csv", index_col=0)
+    samples["stage"] = samples["stage_index"]
+    samples.to_csv(dst / "progression_samples.csv")
+    man = yaml.safe_load((dst / "manifest.yaml").read_text())
+    man["progression"]["samples"]["sha256"] = sha256sum(dst / "progression_samples.csv")
+    man["progression"]["stages"] = [str(i) for i in range(6)]
+    (dst / "manifest.yaml").write_text(yaml.safe_dump(man))
+    adata = load_progression(dst / "manifest.yaml")
+    assert adata.obs["stage"].notna().all() and list(adata.obs["stage"].cat.categories) == [str(i) for i in range(6)]
+
+
+def test_gene_annotation_columns_checked(smoke_manifest: Path, tmp_path: Path) -> None:
+    from hccomics.io import validate_manifest
+
+    dst = tmp_path / "c"
+    shutil.copytree(smoke_manifest.parent, dst)
+    pd.DataFrame({"ensembl": ["ENSG00000136244"], "symbol": ["IL6"]}).to_csv(dst / "genes.csv", index=False)
+    man = yaml.safe_load((dst / "manifest.yaml").read_text())
+    man["tables"]["gene_annotation"] = {"path": "genes.csv", "sha256": sha256sum(dst / "genes.csv")}
+    (dst / "manifest.yaml").write_text(yaml.safe_dump(man))
+    errors = validate_manifest(dst / "manifest.yaml").errors
+    assert any("column 'gene_id' is missing" in e for e in errors)
+
+
 def test_versioned_ensembl_ids_map_to_symbols(smoke_manifest: Path, tmp_path: Path) -> None:
     dst = tmp_path / "c"
     shutil.copytree(smoke_manifest.parent, dst)

@@ -134,3 +134,24 @@ def test_notebook_runs_without_parameters(tmp_path: Path) -> None:
     pm.execute_notebook(str(work / src.name), str(work / "out.ipynb"), parameters={"profile": "smoke", "run_dir": str(tmp_path / "r")},
                         progress_bar=False, cwd=str(work), kernel_name="python3")
     assert (tmp_path / "r" / "00_cohort_overview" / "tables" / "validation_report.csv").exists()
+
+
+def test_upstream_rerun_reruns_downstream(smoke_manifest: Path, tmp_path: Path) -> None:
+    nbdir = tmp_path / "nbs"
+    nbdir.mkdir()
+    _notebook(nbdir / "00_first.ipynb", "open(run_dir + '/first.txt', 'a').write('x')")
+    _notebook(nbdir / "01_second.ipynb", "open(run_dir + '/second.txt', 'a').write('x')")
+    out = tmp_path / "run"
+    run_suite(smoke_manifest, out, profile="smoke", notebooks_dir=nbdir, progress=False)
+    run_suite(smoke_manifest, out, profile="smoke", notebooks_dir=nbdir, progress=False, only=["00"], parameters={"k": 1})
+    assert (out / "first.txt").read_text() == "xx"
+    # 01 reads what 00 wrote: its inputs changed, so it is not skipped
+    run_suite(smoke_manifest, out, profile="smoke", notebooks_dir=nbdir, progress=False, only=["01"])
+    assert (out / "second.txt").read_text() == "xx"
+    run_suite(smoke_manifest, out, profile="smoke", notebooks_dir=nbdir, progress=False, only=["01"])
+    assert (out / "second.txt").read_text() == "xx"  # now unchanged: skipped
+
+
+def test_report_needs_a_run_folder(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path)]) == 1
+    assert "holds no run.json" in capsys.readouterr().err

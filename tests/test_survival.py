@@ -188,3 +188,70 @@ def test_nomogram_points_reproduce_cox(gbsg2) -> None:
     direct = nom.cox_.predict_survival_function(gbsg2.iloc[:20], times=[365]).iloc[0].to_numpy()
     np.testing.assert_allclose(pts["survival_365"].to_numpy(), direct, rtol=1e-6)
     assert pts.drop(columns=[c for c in pts if c.startswith(("survival", "total"))]).min().min() >= -1e-9
+
+
+def test_calibration_with_few_distinct_predictions(gbsg2) -> None:
+    from hccomics.survival import calibration
+
+    model = CoxPH().fit(gbsg2, duration_col="time", event_col="event", covariates=["horTh"])  # two risk levels only
+    surv = model.predict_survival_function(gbsg2, times=[1000.0])
+    cal = calibration(gbsg2.time.to_numpy(), gbsg2.event.to_numpy(), surv, horizon=1000.0)
+    assert np.isfinite(cal["ici"]) and cal["ici"] < 0.1
+
+
+def test_antolini_before_first_prediction_time() -> None:
+    # both subjects have S = 1 at t = 0.5, before the first predicted time: a tie, so C = 0.5
+    S = pd.DataFrame({"a": [0.4], "b": [0.9]}, index=[1.0])
+    assert antolini_c(np.array([0.5, 2.0]), np.array([1, 0]), S) == 0.5
+
+
+def test_deepsurv_survival_keeps_requested_times(gbsg2) -> None:
+    model = DeepSurv(seed=0, epochs=20).fit(gbsg2, duration_col="time", event_col="event")
+    sf = model.predict_survival_function(gbsg2.iloc[:2], times=[1.0, 100.0, 5000.0, 9000.0])
+    assert list(sf.index) == [1.0, 100.0, 5000.0, 9000.0]
+    assert (sf.iloc[0] == 1.0).all() and (sf.iloc[2] == sf.iloc[3]).all()
+
+
+def test_deepsurv_leaves_global_rng_alone(gbsg2) -> None:
+    import torch
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    DeepSurv(seed=0, epochs=5).fit(gbsg2, duration_col="time", event_col="event")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_failed_fit_is_not_fitted(gbsg2) -> None:
+    model = DeepSurv(hidden=(4,), epochs=5, ties="breslow")
+    model.ties = "breslo"
+    with pytest.raises(Exception, match="did you mean 'breslow'"):
+        model.fit(gbsg2, duration_col="time", event_col="event")
+    with pytest.raises(NotFittedError):
+        model.predict_risk(gbsg2)
+
+
+def test_multimodal_blocks_follow_source_columns(gbsg2) -> None:
+    df = gbsg2.assign(age_group=pd.cut(gbsg2.age, [0, 50, 120], labels=["young", "old"]))
+    model = MultimodalDeepSurv(blocks={"a": ["age"], "b": ["age_group", "tsize"]}, epochs=5, seed=0)
+    model.fit(df, duration_col="time", event_col="event")
+    idx = [list(map(int, i)) for i in model.net_.index]
+    assert [model.columns_[i] for i in idx[0]] == ["age"]
+    assert sorted(model.columns_[i] for i in idx[1]) == ["age_group_old", "tsize"]
+    with pytest.raises(DataValidationError, match="belong to no block"):
+        MultimodalDeepSurv(blocks={"a": ["age"]}, epochs=2).fit(df, duration_col="time", event_col="event",
+                                                                covariates=["age", "tsize"])
+    with pytest.raises(DataValidationError, match="is in blocks"):
+        MultimodalDeepSurv(blocks={"a": ["age"], "b": ["age"]}, epochs=2).fit(df, duration_col="time", event_col="event")
+
+
+def test_prognostic_table_drops_missing_values(demo_manifest) -> None:
+    from hccomics.io import read_clinical
+    from hccomics.survival import prognostic_table
+
+    clinical = read_clinical(demo_manifest)
+    clinical.loc[clinical.index[0], "treatment"] = np.nan
+    clinical.loc[clinical.index[1], "lesion_count"] = np.nan
+    table, blocks = prognostic_table(clinical)
+    assert clinical.index[0] not in table.index and clinical.index[1] not in table.index
+    assert len(table) == len(clinical) - 2 and "nan" not in set(table.treatment.astype(str))

@@ -63,6 +63,16 @@ def test_non_integer_counts(broken_cohort, capsys) -> None:
     assert "log_expression" in err  # the fix is named
 
 
+def test_infinite_counts(broken_cohort, capsys) -> None:
+    def inf(df: pd.DataFrame) -> pd.DataFrame:
+        df = df.astype(float)
+        df.iloc[2, 3] = np.inf
+        return df
+
+    err = _rejects(broken_cohort("expression_counts.csv", inf), capsys, "infinite")
+    assert "expression_counts.csv" in err
+
+
 def test_summary_row_in_counts(broken_cohort, capsys) -> None:
     def summary(df: pd.DataFrame) -> pd.DataFrame:
         return pd.concat([df, pd.DataFrame([df.sum()], index=["N_unmapped"])])
@@ -71,7 +81,7 @@ def test_summary_row_in_counts(broken_cohort, capsys) -> None:
     assert "N_unmapped" in err
 
 
-@pytest.mark.parametrize("value", [np.nan, -2.0])
+@pytest.mark.parametrize("value", [np.nan, -2.0, 0.0])
 def test_bad_survival_time(broken_cohort, capsys, value: float) -> None:
     def bad(df: pd.DataFrame) -> pd.DataFrame:
         df.loc["HCC-0007", "os_time_months"] = value

@@ -22,7 +22,7 @@ __all__ = ["DemoProfile", "DEMO_PROFILES", "make_demo_cohort", "demo_cohort_dir"
 
 logger = logging.getLogger(__name__)
 # bumped whenever the generator's output changes, so that cached cohorts are regenerated
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -123,9 +123,10 @@ def simulate_clinical(
     t_death = np.minimum(t_death0, t_rec + rng.exponential(36.0, n) * np.exp(-0.3 * lp))
     follow_up = np.minimum(rng.uniform(12.0, 96.0, n), rng.exponential(400.0, n))
 
-    rfs_time = np.maximum(np.minimum.reduce([t_rec, t_death, follow_up]), MIN_TIME_MONTHS)
+    # rounded as written to the CSV, so that recurrence_2y agrees with the times users read
+    rfs_time = np.maximum(np.minimum.reduce([t_rec, t_death, follow_up]), MIN_TIME_MONTHS).round(2)
     rfs_event = (np.minimum(t_rec, t_death) <= follow_up).astype(int)
-    os_time = np.maximum(np.minimum(t_death, follow_up), MIN_TIME_MONTHS)
+    os_time = np.maximum(np.minimum(t_death, follow_up), MIN_TIME_MONTHS).round(2)
     os_event = (t_death <= follow_up).astype(int)
     rec2y = pd.array(np.full(n, pd.NA), dtype="Int64")
     rec2y[(rfs_event == 1) & (rfs_time <= RECURRENCE_HORIZON_MONTHS)] = 1
@@ -144,9 +145,9 @@ def simulate_clinical(
             "treatment": treatment,
             "mvi": mvi,
             "edmondson_grade": grade,
-            "rfs_time_months": rfs_time.round(2),
+            "rfs_time_months": rfs_time,
             "rfs_event": rfs_event,
-            "os_time_months": os_time.round(2),
+            "os_time_months": os_time,
             "os_event": os_event,
             "recurrence_2y": rec2y,
         },

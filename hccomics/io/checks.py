@@ -61,9 +61,10 @@ def check_clinical(
             bad = t.isna()
             if bad.any():
                 problems.append(f"{path}: {tcol} is NaN or not a number at {where(bad)}; every patient needs a follow-up time")
-            neg = t < 0
+            neg = t <= 0
             if neg.any():
-                problems.append(f"{path}: {tcol} is negative at {where(neg)}; times are durations since baseline")
+                problems.append(f"{path}: {tcol} is zero or negative at {where(neg)}; times are positive durations since "
+                                "baseline (an event on the day of treatment is usually coded as half a day)")
         if ecol in df.columns:
             e = pd.to_numeric(df[ecol], errors="coerce")
             bad = ~e.isin([0, 1])
@@ -141,15 +142,16 @@ def check_expression(df: pd.DataFrame, path: Path, *, kind: str, gene_id: str) -
     sub = df[real_genes] if len(summary) else df
     if all(pd.api.types.is_numeric_dtype(t) for t in sub.dtypes.unique()):
         arr = sub.to_numpy(dtype=float)  # the common case, without a per-column conversion
-        unusable = np.isnan(arr)
+        unusable = np.isnan(arr) if kind != "counts" else ~np.isfinite(arr)
     else:
         values = sub.apply(pd.to_numeric, errors="coerce")
         arr = values.to_numpy(dtype=float)
-        unusable = np.isnan(arr) | sub.isna().to_numpy()
+        unusable = (np.isnan(arr) if kind != "counts" else ~np.isfinite(arr)) | sub.isna().to_numpy()
     if unusable.any():
         bad = np.argwhere(unusable)
         s, g = bad[0]
-        problems.append(f"{path}: {len(bad)} values are empty or not numbers (first: gene {real_genes[g]}, sample {samples[s]})")
+        what = "empty, infinite or not numbers" if kind == "counts" else "empty or not numbers"
+        problems.append(f"{path}: {len(bad)} values are {what} (first: gene {real_genes[g]}, sample {samples[s]})")
     if kind == "counts":
         finite = np.isfinite(arr)
         neg = finite & (arr < 0)

@@ -137,7 +137,8 @@ def load_progression(manifest: str | Path, *, validate: bool = True) -> ad.AnnDa
         with warnings.catch_warnings(record=True):
             validate_manifest(manifest).raise_if_errors()
     adata = _expression_adata(prog.expression, root / prog.expression.path, _annotation(man, root))
-    samples = pd.read_csv(root / prog.samples.path, dtype={prog.sample_column: str}).set_index(prog.sample_column)
+    samples = pd.read_csv(root / prog.samples.path, dtype={prog.sample_column: str, prog.stage_column: str})
+    samples = samples.set_index(prog.sample_column)
     adata.obs = samples.reindex(adata.obs_names)
     adata.obs["stage"] = pd.Categorical(adata.obs[prog.stage_column], categories=prog.stages, ordered=True)
     adata.uns["stages"] = list(prog.stages)

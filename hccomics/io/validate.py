@@ -143,6 +143,13 @@ def _check_tables(man: Manifest, files: dict[str, Path | None], report: Validati
         )
         if clin.id_column in df:
             report.modalities["clinical"] = sorted(df[clin.id_column].dropna().astype(str).unique())
+    ann = man.tables.gene_annotation
+    if ann is not None and files.get("tables.gene_annotation") is not None:
+        cols = pd.read_csv(files["tables.gene_annotation"], nrows=0).columns
+        for col in (ann.id_column, ann.symbol_column):
+            if col not in cols:
+                report.errors.append(f"{files['tables.gene_annotation']}: column '{col}' is missing (columns: {list(cols)[:10]}); "
+                                     "set tables.gene_annotation.id_column / symbol_column")
     expr = man.tables.expression
     if expr is not None and files["tables.expression"] is not None:
         df = read_expression(files["tables.expression"], expr.orientation)
@@ -163,7 +170,7 @@ def _check_tables(man: Manifest, files: dict[str, Path | None], report: Validati
                                           gene_id=prog.expression.gene_id)
         spath = files["progression.samples"]
         if spath is not None:
-            sdf = pd.read_csv(spath, dtype={prog.sample_column: str})
+            sdf = pd.read_csv(spath, dtype={prog.sample_column: str, prog.stage_column: str})
             for col in (prog.sample_column, prog.stage_column):
                 if col not in sdf:
                     report.errors.append(f"{spath}: column '{col}' is missing")

@@ -114,6 +114,9 @@ def enrich(
     import gseapy
 
     check_option("direction", direction, ("up", "down", "both"))
+    missing = [c for c in ("padj", "log2FoldChange") if c not in de.columns]
+    if missing:
+        raise DataValidationError(f"the DE table lacks {missing}; pass the output of hccomics.omics.differential_expression")
     sets = resolve_gene_sets(gene_sets)
     names = _gene_names(de)
     uni = pd.Index(universe if universe is not None else names[de["padj"].notna()].dropna()).unique()

@@ -131,6 +131,9 @@ def score_separation(scores: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
     """
     from sklearn.metrics import roc_auc_score
 
+    labels = labels.reindex(scores.index)  # match by sample ID, never by position
+    if labels.notna().sum() == 0:
+        raise DataValidationError(f"no sample of the scores has a {labels.name!r} label; check the sample IDs")
     rows = []
     for col in scores.columns:
         ok = labels.notna().to_numpy() & scores[col].notna().to_numpy()

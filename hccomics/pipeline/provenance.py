@@ -45,14 +45,20 @@ def git_state(path: str | Path | None = None) -> dict[str, object]:
         return {"commit": None, "dirty": None}
 
 
-def step_hash(notebook: Path, parameters: dict, inputs: dict[str, str], versions: dict[str, str], git: dict) -> str:
-    """Hash of everything that decides a notebook's result; unchanged hash = skip on resume."""
+def step_hash(notebook: Path, parameters: dict, inputs: dict[str, str], versions: dict[str, str], git: dict,
+              upstream: list[str] | None = None) -> str:
+    """Hash of everything that decides a notebook's result; unchanged hash = skip on resume.
+
+    ``upstream`` holds the hashes of the earlier notebooks, whose outputs this one may read, so
+    that a re-run upstream re-runs everything downstream.
+    """
     payload = {
         "notebook": hashlib.sha256(notebook.read_bytes()).hexdigest(),
         "parameters": parameters,
         "inputs": inputs,
-        "hccomics": versions.get("hccomics"),
+        "versions": versions,
         "git": git,
         "python": sys.version,
+        "upstream": list(upstream or []),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

@@ -32,6 +32,10 @@ def _table_html(path: Path, link: str) -> str:
 def write_report(run_dir: str | Path) -> Path:
     """Write ``RUN_DIR/report.html`` from ``run.json`` and the step folders; return its path."""
     run_dir = Path(run_dir)
+    if not (run_dir / "run.json").is_file():
+        from hccomics.errors import RunDirError
+
+        raise RunDirError(f"{run_dir} holds no run.json; pass a folder written by 'hccomics run' or 'hccomics demo'")
     record = json.loads((run_dir / "run.json").read_text())
     esc = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>hccomics report</title><style>{_STYLE}</style></head><body>",

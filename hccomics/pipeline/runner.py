@@ -146,7 +146,8 @@ def run_suite(
     for step in bar:
         bar.set_postfix_str(step.name)
         params = notebook_parameters(step.path, profile, base_params, parameters or {})
-        h = step_hash(step.path, params, record["inputs"], record["versions"], record["git"])
+        upstream = [v.get("hash", "") for k, v in sorted(record["notebooks"].items()) if k[:2] < step.number]
+        h = step_hash(step.path, params, record["inputs"], record["versions"], record["git"], upstream)
         out_nb = run_dir / step.name / f"{step.name}.ipynb"
         prev = record["notebooks"].get(step.name, {})
         if not force and prev.get("status") == "ok" and prev.get("hash") == h and out_nb.exists():

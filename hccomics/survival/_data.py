@@ -10,7 +10,7 @@ import pandas as pd
 
 from hccomics.errors import DataValidationError
 
-__all__ = ["SurvivalData", "survival_data", "encode_covariates", "structured_y"]
+__all__ = ["SurvivalData", "survival_data", "encode_covariates", "encoded_sources", "structured_y"]
 
 
 @dataclass
@@ -38,6 +38,11 @@ def encode_covariates(df: pd.DataFrame, covariates: Sequence[str], *, columns: S
     if columns is not None:
         enc = enc.reindex(columns=list(columns), fill_value=0.0)
     return enc
+
+
+def encoded_sources(df: pd.DataFrame, covariates: Sequence[str]) -> dict[str, str]:
+    """Encoded column -> the covariate it came from (a categorical covariate gives several columns)."""
+    return {col: c for c in covariates for col in encode_covariates(df, [c]).columns}
 
 
 def survival_data(

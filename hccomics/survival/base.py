@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hccomics.errors import NotFittedError
-from hccomics.survival._data import SurvivalData, survival_data
+from hccomics.survival._data import SurvivalData, encoded_sources, survival_data
 
 __all__ = ["SurvivalModel"]
 
@@ -32,14 +32,16 @@ class SurvivalModel:
         return f"{type(self).__name__}({args})"
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "columns_"):
+        if not getattr(self, "fitted_", False):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(df, duration_col=..., event_col=...) first")
 
     def _fit_data(self, df: pd.DataFrame, duration_col: str, event_col: str, covariates: Sequence[str] | None) -> SurvivalData:
         data = survival_data(df, duration_col=duration_col, event_col=event_col, covariates=covariates)
         self.covariates_ = list(covariates) if covariates is not None else [c for c in df.columns if c not in (duration_col, event_col)]
         self.columns_ = list(data.X.columns)
+        self.sources_ = encoded_sources(df, self.covariates_)
         self.duration_col_, self.event_col_ = duration_col, event_col
+        self.fitted_ = False  # set by the model once training has succeeded
         return data
 
     def _predict_X(self, df: pd.DataFrame) -> pd.DataFrame:

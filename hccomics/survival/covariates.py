@@ -52,10 +52,10 @@ def prognostic_table(clinical: pd.DataFrame, *, endpoint: str = "rfs", scores: p
         "bclc_index": clinical["bclc_stage"].astype(str).map({"0": 0, "A": 1, "B": 2, "C": 3, "D": 4}),
         "log10_afp": np.log10(pd.to_numeric(clinical["afp_ng_ml"]).clip(lower=0.1)),
         "log2_diameter": np.log2(pd.to_numeric(clinical["tumour_diameter_mm"])),
-        "multifocal": (pd.to_numeric(clinical["lesion_count"]) > 1).astype(int),
+        "multifocal": (pd.to_numeric(clinical["lesion_count"]) > 1).astype(float).where(clinical["lesion_count"].notna()),
         "mvi": pd.to_numeric(clinical["mvi"]).astype(float),
         "edmondson_grade": pd.to_numeric(clinical["edmondson_grade"]),
-        "treatment": pd.Categorical(clinical["treatment"].astype(str)),
+        "treatment": pd.Categorical(clinical["treatment"].astype("string").astype(object).where(clinical["treatment"].notna())),
     }, index=clinical.index)
     blocks = {"clinical": list(CLINICAL_COVARIATES), "scores": []}
     if scores is not None:

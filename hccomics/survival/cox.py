@@ -44,6 +44,7 @@ class CoxPH(SurvivalModel):
         frame = data.X.assign(**{"__T": data.durations, "__E": data.events})
         self.lifelines_ = CoxPHFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio)
         self.lifelines_.fit(frame, duration_col="__T", event_col="__E")
+        self.fitted_ = True
         return self
 
     @property

@@ -117,6 +117,9 @@ class DeepSurv(SurvivalModel):
         device = resolve_device(self.device)
         rng = np.random.default_rng(self.seed)
         train_idx, val_idx = self._inner_split(data.events, rng)
+        if not data.events[val_idx].any():
+            logger.warning("too few events for an inner validation split; early stopping watches the training loss")
+            val_idx = np.array([], dtype=int)
         with torch.random.fork_rng(devices=[] if device == "cpu" else None):
             torch.manual_seed(self.seed)
             net = _Net.build(X.shape[1], self.hidden, self.dropout, self._blocks(), getattr(self, "block_hidden", 8)).to(device)
@@ -164,6 +167,7 @@ class DeepSurv(SurvivalModel):
         self.n_epochs_ = len(history)
         lp = self._linear_predictor(data.X)
         self.baseline_ = BreslowEstimator().fit(lp, data.events.astype(bool), data.durations)
+        self.fitted_ = True
         return self
 
     def _inner_split(self, events: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +178,8 @@ class DeepSurv(SurvivalModel):
         for e in (0, 1):  # stratified by event
             members = idx[events == e]
             k = int(round(self.val_fraction * len(members)))
+            if e == 1 and k == 0 and len(members) >= 2:
+                k = 1  # a validation split without events has no partial likelihood to monitor
             val += list(rng.choice(members, size=k, replace=False)) if k else []
         val = np.sort(np.array(val, dtype=int))
         return np.setdiff1d(idx, val), val
@@ -193,8 +199,11 @@ class DeepSurv(SurvivalModel):
         """Survival probabilities (times x rows) from the Breslow baseline of the training data."""
         fns = self.baseline_.get_survival_function(self.predict_risk(df))
         grid = np.asarray(times if times is not None else fns[0].x, dtype=float)
-        grid = np.clip(grid, fns[0].domain[0], fns[0].domain[1])
-        return pd.DataFrame(np.column_stack([f(grid) for f in fns]), index=grid, columns=df.index)
+        lo, hi = fns[0].domain
+        # S = 1 before the first training time; the last value is carried beyond the training follow-up
+        probs = np.column_stack([f(np.clip(grid, lo, hi)) for f in fns])
+        probs[grid < lo] = 1.0
+        return pd.DataFrame(probs, index=grid, columns=df.index)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -228,15 +237,24 @@ class MultimodalDeepSurv(DeepSurv):
 
     def fit(self, df: pd.DataFrame, *, duration_col: str, event_col: str, covariates: Sequence[str] | None = None) -> "MultimodalDeepSurv":
         """Train; covariates default to the union of the blocks."""
-        covariates = covariates or [c for cols in self.blocks.values() for c in cols]
+        covariates = list(covariates) if covariates is not None else [c for cols in self.blocks.values() for c in cols]
         return super().fit(df, duration_col=duration_col, event_col=event_col, covariates=covariates)
 
     def _blocks(self) -> list[list[int]]:
         # encoded column positions per block (a categorical covariate expands to several columns)
-        out = []
+        owner: dict[str, str] = {}
         for name, cols in self.blocks.items():
-            idx = [i for i, c in enumerate(self.columns_) if any(c == v or c.startswith(f"{v}_") for v in cols)]
+            for c in cols:
+                if c in owner:
+                    raise DataValidationError(f"covariate '{c}' is in blocks '{owner[c]}' and '{name}'; give it one block")
+                owner[c] = name
+        unassigned = sorted(set(self.covariates_) - set(owner))
+        if unassigned:
+            raise DataValidationError(f"covariates {unassigned} belong to no block; add them to one of {list(self.blocks)}")
+        out = []
+        for name in self.blocks:
+            idx = [i for i, col in enumerate(self.columns_) if owner.get(self.sources_[col]) == name]
             if not idx:
-                raise DataValidationError(f"block '{name}' has no covariate in the table (expected {cols})")
+                raise DataValidationError(f"block '{name}' has no covariate in the table (expected {self.blocks[name]})")
             out.append(idx)
         return out

@@ -60,12 +60,9 @@ def antolini_c(durations: np.ndarray, events: np.ndarray, survival: pd.DataFrame
     1.0
     """
     t, e = np.asarray(durations, float), np.asarray(events, int)
-    grid = np.asarray(survival.index, float)
-    probs = survival.to_numpy(float)
     conc = pairs = 0.0
     for i in np.flatnonzero(e == 1):
-        row = max(np.searchsorted(grid, t[i], side="right") - 1, 0)
-        s = probs[row]
+        s = _at_times(survival, [t[i]])[0]
         comparable = (t > t[i]) | ((t == t[i]) & (e == 0))
         comparable[i] = False
         pairs += comparable.sum()
@@ -94,9 +91,11 @@ def integrated_brier(train, test, survival: pd.DataFrame, *, times: Sequence[flo
 
 
 def _at_times(survival: pd.DataFrame, times: Sequence[float]) -> np.ndarray:
+    """Step interpolation (times x subjects): last value carried forward, S = 1 before the first time."""
     grid = np.asarray(survival.index, float)
-    rows = np.clip(np.searchsorted(grid, np.asarray(times, float), side="right") - 1, 0, len(grid) - 1)
-    return survival.to_numpy(float)[rows]  # times x subjects
+    rows = np.searchsorted(grid, np.asarray(times, float), side="right") - 1
+    probs = np.vstack([np.ones((1, survival.shape[1])), survival.to_numpy(float)])
+    return probs[rows + 1]
 
 
 def calibration(durations: np.ndarray, events: np.ndarray, survival: pd.DataFrame, *, horizon: float) -> dict:
@@ -111,15 +110,27 @@ def calibration(durations: np.ndarray, events: np.ndarray, survival: pd.DataFram
     pred = 1.0 - _at_times(survival, [horizon])[0]
     pred = np.clip(pred, 1e-6, 1 - 1e-6)
     x = np.log(-np.log(1.0 - pred))
-    knots = np.quantile(x, [0.1, 0.5, 0.9])
-    frame = pd.DataFrame({"x": x, "s1": _rcs(x, knots), "T": durations, "E": events})
-    cph = CoxPHFitter(penalizer=1e-4).fit(frame, duration_col="T", event_col="E")
-    observed = 1.0 - cph.predict_survival_function(frame[["x", "s1"]], times=[horizon]).to_numpy()[0]
+    knots = np.unique(np.quantile(x, [0.1, 0.5, 0.9]))
+    frame = pd.DataFrame({"x": x, "T": durations, "E": events})
+    if len(knots) == 3:  # too few distinct predictions for a spline: a linear calibration model instead
+        frame["s1"] = _rcs(x, knots)
+    covariates = [c for c in ("x", "s1") if c in frame]
+    if np.ptp(x) == 0:
+        observed = np.full_like(pred, 1.0 - _km_at(durations, events, horizon))
+    else:
+        cph = CoxPHFitter(penalizer=1e-4).fit(frame, duration_col="T", event_col="E")
+        observed = 1.0 - cph.predict_survival_function(frame[covariates], times=[horizon]).to_numpy()[0]
     diff = np.abs(observed - pred)
     order = np.argsort(pred)
     return {"estimator": "Austin 2020 (Cox on RCS of cloglog risk)", "horizon": horizon, "ici": float(diff.mean()),
             "e50": float(np.median(diff)), "e90": float(np.quantile(diff, 0.9)),
             "curve": pd.DataFrame({"predicted": pred[order], "observed": observed[order]})}
+
+
+def _km_at(durations: np.ndarray, events: np.ndarray, t: float) -> float:
+    from lifelines import KaplanMeierFitter
+
+    return float(KaplanMeierFitter().fit(durations, events).survival_function_at_times(t).iloc[0])
 
 
 def _rcs(x: np.ndarray, knots: np.ndarray) -> np.ndarray:

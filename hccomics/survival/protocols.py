@@ -38,6 +38,8 @@ def make_splits(df: pd.DataFrame, *, event_col: str, n_splits: int = 5, n_repeat
     """
     from sklearn.model_selection import RepeatedStratifiedKFold
 
+    if event_col not in df.columns:
+        raise DataValidationError(f"column '{event_col}' is missing (columns: {list(df.columns)[:15]})")
     events = df[event_col].to_numpy()
     if np.bincount(events.astype(int), minlength=2).min() < n_splits:
         raise DataValidationError(f"{n_splits}-fold splits need at least {n_splits} events and {n_splits} censored rows")
@@ -93,6 +95,9 @@ def cross_validate(
     """
     from tqdm.auto import tqdm
 
+    for col in (duration_col, event_col):
+        if col not in df.columns:
+            raise DataValidationError(f"column '{col}' is missing (columns: {list(df.columns)[:15]})")
     splits = splits if splits is not None else make_splits(df, event_col=event_col, n_splits=n_splits,
                                                            n_repeats=n_repeats, seed=seed)
     unknown = set(splits["sample"]) - set(df.index)
@@ -123,7 +128,7 @@ def cross_validate(
         h = min(horizon, float(np.quantile(te[0], 0.9)), float(tr[0].max()) * 0.999)
         try:
             table = evaluate(tr, te, risk, surv, horizon=h)
-        except ValueError as exc:  # e.g. IPCW undefined when test times exceed the training follow-up
+        except ValueError as exc:  # e.g. IPCW undefined on a fold whose times all exceed the training follow-up
             logger.warning("fold %s/%s: %s", rep, fold, exc)
             continue
         metric_rows.append(table.reset_index().assign(repeat=rep, fold=fold))
