@@ -41,7 +41,7 @@ def resolve_device(device: str = "auto") -> str:
     if importlib.util.find_spec("torch") is None:
         if base == "auto":
             return "cpu"
-        raise check_option_error(device)
+        raise _unavailable(device)
     import torch
 
     cuda = torch.cuda.is_available()
@@ -49,13 +49,13 @@ def resolve_device(device: str = "auto") -> str:
     if base == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
     if base == "cuda" and not cuda:
-        raise check_option_error(device)
+        raise _unavailable(device)
     if base == "mps" and not mps:
-        raise check_option_error(device)
+        raise _unavailable(device)
     return device
 
 
-def check_option_error(device: str) -> Exception:
+def _unavailable(device: str) -> Exception:
     from hccomics.errors import OptionError
 
     return OptionError(
