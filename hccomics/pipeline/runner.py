@@ -13,7 +13,7 @@ from typing import Any
 
 from hccomics._options import check_option
 from hccomics.errors import HccomicsError, NotebookExecutionError
-from hccomics.io.files import atomic_write_text
+from hccomics.io.files import atomic_write_text, sha256sum
 from hccomics.io.validate import validate_manifest
 from hccomics.pipeline.profiles import notebook_parameters
 from hccomics.pipeline.provenance import git_state, package_versions, step_hash
@@ -138,7 +138,7 @@ def run_suite(
         "device": resolve_device(device),
         "versions": package_versions(),
         "git": git_state(),
-        "inputs": {"manifest.yaml": report.checksums | {"__manifest__": _sha(manifest)}},
+        "inputs": {"manifest.yaml": report.checksums | {"__manifest__": sha256sum(manifest)}},
         "notebooks": dict(previous.get("notebooks", {})),
     }
     base_params = {"manifest": str(manifest), "run_dir": str(run_dir), "profile": profile, "seed": seed, "device": device}
@@ -173,12 +173,6 @@ def run_suite(
     bar.close()
     _finish(record, run_json, run_dir)
     return write_report(run_dir)
-
-
-def _sha(path: Path) -> str:
-    from hccomics.io.files import sha256sum
-
-    return sha256sum(path)
 
 
 def _export_html(nb_path: Path) -> Path:

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hccomics.errors import NotFittedError
-from hccomics.survival._data import SurvivalData, encoded_sources, survival_data
+from hccomics.errors import DataValidationError, NotFittedError
+from hccomics.survival._data import SurvivalData, encode_covariates, encoded_sources, survival_data
 
 __all__ = ["SurvivalModel"]
 
@@ -46,12 +46,8 @@ class SurvivalModel:
 
     def _predict_X(self, df: pd.DataFrame) -> pd.DataFrame:
         self._check_fitted()
-        from hccomics.survival._data import encode_covariates
-
         X = encode_covariates(df, self.covariates_, columns=self.columns_)
         if X.isna().any().any():
-            from hccomics.errors import DataValidationError
-
             raise DataValidationError(f"covariates {list(X.columns[X.isna().any()])} contain NaN; impute them before predicting")
         return X
 
