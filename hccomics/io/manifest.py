@@ -11,19 +11,20 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hccomics.errors import ManifestError
 
 __all__ = [
     "FileRef", "SurvivalEndpoint", "ClinicalTable", "ExpressionTable", "GeneAnnotation", "Tables",
-    "Mask", "ImageSeries", "PathologyTile", "ProgressionImage", "ProgressionSeries", "Manifest",
+    "Mask", "ImageSeries", "ImagingProtocol", "PathologyTile", "ProgressionImage", "ProgressionSeries", "Manifest",
     "read_manifest", "IMAGE_PHASES", "MASK_LABELS",
 ]
 
 SHA256 = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the file (of the sorted file digests for a folder)")
 Phase = Literal["non_contrast", "arterial", "portal_venous", "delayed", "t2_fs", "dwi", "adc", "post_ablation"]
 MaskLabel = Literal["liver", "lesion", "lesion_reader_corrected", "ablation_zone"]
+Modality = Literal["CT", "MRI"]
 IMAGE_PHASES: tuple[str, ...] = get_args(Phase)
 MASK_LABELS: tuple[str, ...] = get_args(MaskLabel)
 
@@ -81,6 +82,8 @@ class Tables(_Strict):
 
 
 class Mask(FileRef):
+    """A mask on the grid of its series; ``lesion`` masks hold one integer label per lesion (1 = index lesion)."""
+
     label: MaskLabel
 
 
@@ -88,15 +91,40 @@ class ImageSeries(FileRef):
     """One image series of one patient: a NIfTI volume or a DICOM folder, with its masks."""
 
     patient_id: str
-    modality: Literal["CT", "MRI"]
+    modality: Modality
     phase: Phase
     format: Literal["nifti", "dicom"] = "nifti"
     masks: list[Mask] = Field(default_factory=list)
 
 
+class ImagingProtocol(_Strict):
+    """The acquisition protocol: which phases every examined patient has, per modality.
+
+    A patient with any series of a modality must have each of its declared phases;
+    a patient may lack a modality altogether (e.g. no MRI). Phases not declared here
+    (e.g. ``post_ablation``) are optional.
+    """
+
+    phases: dict[Modality, list[Phase]] = Field(default_factory=dict)
+    reference_phase: dict[Modality, Phase] = Field(
+        default_factory=dict, description="phase whose grid the masks are drawn on and the others are registered to"
+    )
+
+    @model_validator(mode="after")
+    def _reference_declared(self) -> "ImagingProtocol":
+        for mod, ph in self.reference_phase.items():
+            if ph not in self.phases.get(mod, []):
+                raise ValueError(f"reference phase '{ph}' of {mod} is not among its declared phases {self.phases.get(mod, [])}")
+        return self
+
+
 class PathologyTile(FileRef):
+    """One RGB tile (PNG or TIFF) of one patient."""
+
     patient_id: str
+    region: Literal["tumour", "non_tumour"] | None = None
     magnification: float | None = None
+    microns_per_pixel: float | None = None
 
 
 class ProgressionImage(FileRef):
@@ -115,21 +143,33 @@ class ProgressionSeries(_Strict):
 
 
 class Manifest(_Strict):
-    """A cohort: tables, image series, pathology tiles and an optional progression series."""
+    """A cohort: tables, image series, pathology tiles and an optional progression series.
+
+    ``tables`` may be left out only by a progression-only data set (e.g. GSE6764).
+    """
 
     schema_version: Literal[1] = 1
     name: str
     description: str = ""
-    tables: Tables
+    tables: Tables | None = None
+    imaging: ImagingProtocol | None = None
     images: list[ImageSeries] = Field(default_factory=list)
     pathology: list[PathologyTile] = Field(default_factory=list)
     progression: ProgressionSeries | None = None
     truth: FileRef | None = None
 
+    @model_validator(mode="after")
+    def _has_content(self) -> "Manifest":
+        if self.tables is None and self.progression is None:
+            raise ValueError("a manifest needs 'tables' (with a clinical table), a 'progression' series, or both")
+        if self.tables is None and (self.images or self.pathology):
+            raise ValueError("images and pathology tiles belong to cohort patients: add tables.clinical")
+        return self
+
     def file_refs(self) -> list[tuple[str, FileRef]]:
         """Every file the manifest names, with its location in the manifest."""
         refs: list[tuple[str, FileRef]] = []
-        for key in ("clinical", "expression", "gene_annotation"):
+        for key in ("clinical", "expression", "gene_annotation") if self.tables is not None else ():
             ref = getattr(self.tables, key)
             if ref is not None:
                 refs.append((f"tables.{key}", ref))

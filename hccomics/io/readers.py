@@ -26,6 +26,11 @@ def read_clinical(manifest: str | Path) -> pd.DataFrame:
 
 
 def _read_clinical(man: Manifest, root: Path) -> pd.DataFrame:
+    if man.tables is None:
+        from hccomics.errors import ManifestError
+
+        raise ManifestError(f"manifest '{man.name}' has no 'tables' section (a progression-only data set); "
+                            "use load_progression, or add tables.clinical to load it as a cohort")
     clin = man.tables.clinical
     df = pd.read_csv(root / clin.path, dtype={clin.id_column: str}).set_index(clin.id_column)
     df.index.name = "patient_id"
@@ -60,7 +65,7 @@ def _expression_adata(spec: ExpressionTable, path: Path, annotation: pd.Series |
 
 
 def _annotation(man: Manifest, root: Path) -> pd.Series | None:
-    ann = man.tables.gene_annotation
+    ann = man.tables.gene_annotation if man.tables is not None else None
     if ann is None:
         return None
     df = pd.read_csv(root / ann.path, dtype=str)
@@ -106,6 +111,7 @@ def load_cohort(manifest: str | Path, *, validate: bool = True):
             logger.warning(w)
         checksums = report.checksums
     clinical = _read_clinical(man, root)
+    assert man.tables is not None  # _read_clinical refused a manifest without tables
     mods = {"clinical": ad.AnnData(np.zeros((len(clinical), 0), dtype=np.float32), obs=pd.DataFrame(index=clinical.index))}
     if man.tables.expression is not None:
         rna = _expression_adata(man.tables.expression, root / man.tables.expression.path, _annotation(man, root))

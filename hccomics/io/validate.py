@@ -132,6 +132,13 @@ def validate_manifest(manifest: str | Path, *, verify_checksums: bool = True) ->
 
 
 def _check_tables(man: Manifest, files: dict[str, Path | None], report: ValidationReport) -> None:
+    if man.tables is not None:
+        _check_cohort_tables(man, files, report)
+    _check_progression(man, files, report)
+
+
+def _check_cohort_tables(man: Manifest, files: dict[str, Path | None], report: ValidationReport) -> None:
+    assert man.tables is not None  # narrowed by the caller
     clin = man.tables.clinical
     path = files["tables.clinical"]
     if path is not None:
@@ -163,6 +170,9 @@ def _check_tables(man: Manifest, files: dict[str, Path | None], report: Validati
                 report.errors.append(f"images: patient {key[0]} has {n} {key[1]} series for phase '{key[2]}'; keep one")
     if man.pathology:
         report.modalities["path"] = sorted({t.patient_id for t in man.pathology})
+
+
+def _check_progression(man: Manifest, files: dict[str, Path | None], report: ValidationReport) -> None:
     prog = man.progression
     if prog is not None and files["progression.expression"] is not None:
         expr_df = read_expression(files["progression.expression"], prog.expression.orientation)
