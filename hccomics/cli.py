@@ -13,6 +13,10 @@ from hccomics.settings import PROFILES
 
 __all__ = ["main"]
 
+# public data set -> converter in hccomics.io.public
+CONVERTERS = {"tcga-lihc": "convert_tcga_lihc", "gse6764": "convert_gse6764", "lits": "convert_lits",
+              "hcc-tace-seg": "convert_hcc_tace_seg"}
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -48,6 +52,17 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="rebuild RUN_DIR/report.html from a run folder")
     rep.add_argument("run_dir", type=Path)
+
+    dc = sub.add_parser("dicom2nifti", help="convert one DICOM series to NIfTI, de-identified (PS3.15 basic profile)")
+    dc.add_argument("src", type=Path, help="folder (searched recursively) or file of the series")
+    dc.add_argument("out", type=Path, help="output .nii.gz (a de-identified .json sidecar is written beside it)")
+    dc.add_argument("--patient-id", required=True, help="pseudonym to record for this patient (never the DICOM PatientID)")
+    dc.add_argument("--series-uid", default=None, help="which series, when the folder holds several")
+
+    cv = sub.add_parser("convert", help="turn a public data set in its native layout into a cohort manifest")
+    cv.add_argument("dataset", choices=sorted(CONVERTERS), help="data set (see data_manifests/public/)")
+    cv.add_argument("src", type=Path, help="folder holding the downloaded files")
+    cv.add_argument("out", type=Path, help="folder to write the tidy files and manifest.yaml into")
     return p
 
 
@@ -72,6 +87,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             report = validate_manifest(args.manifest, verify_checksums=not args.no_checksums)
         print(report, file=sys.stdout if report.ok else sys.stderr)
         return 0 if report.ok else 1
+    if args.command == "dicom2nifti":
+        from hccomics.io.dicom import dicom_to_nifti
+
+        print(dicom_to_nifti(args.src, args.out, patient_id=args.patient_id, series_uid=args.series_uid))
+        return 0
+    if args.command == "convert":
+        import hccomics.io.public as public
+
+        print(getattr(public, CONVERTERS[args.dataset])(args.src, args.out))
+        return 0
     if args.command == "report":
         from hccomics.pipeline import write_report
 

@@ -22,7 +22,7 @@ def test_example_manifest_follows_schema() -> None:
     man, root = read_manifest(ROOT / "data_manifests" / "example_cohort.yaml")
     assert man.tables.expression.gene_id == "ensembl"
     assert [w for w, _ in man.file_refs()][:3] == ["tables.clinical", "tables.expression", "tables.gene_annotation"]
-    assert len(man.file_refs()) == 9  # 3 tables, 1 series + 2 masks, 1 tile, 2 progression files
+    assert len(man.file_refs()) == 10  # 3 tables, 2 series + 2 masks, 1 tile, 2 progression files
 
 
 def test_schema_doc_names_every_phase() -> None:
@@ -60,3 +60,23 @@ def test_not_yaml_or_not_mapping(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="does not exist"):
         read_manifest(tmp_path / "absent.yaml")
     assert Manifest.model_fields["schema_version"].default == 1
+
+
+def test_progression_only_manifest_and_protocol_rules(tmp_path: Path) -> None:
+    digest = "0" * 64
+    prog = {"expression": {"path": "e.csv", "sha256": digest, "kind": "log_expression"},
+            "samples": {"path": "s.csv", "sha256": digest}, "stages": ["a", "b"]}
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"name": "progression only", "progression": prog}))
+    man, _ = read_manifest(path)
+    assert man.tables is None and len(man.file_refs()) == 2
+    path.write_text(yaml.safe_dump({"name": "empty"}))
+    with pytest.raises(ManifestError) as err:
+        read_manifest(path)
+    assert "needs 'tables'" in str(err.value.problems)
+    clinical = {"clinical": {"path": "c.csv", "sha256": digest}}
+    bad = {"name": "x", "tables": clinical, "imaging": {"phases": {"CT": ["arterial"]}, "reference_phase": {"CT": "delayed"}}}
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ManifestError) as err:
+        read_manifest(path)
+    assert "reference phase 'delayed' of CT" in str(err.value.problems)

@@ -12,17 +12,22 @@ import pandas as pd
 import yaml
 
 from hccomics._options import check_option
+from hccomics.datasets.demo_anatomy import Grid
 from hccomics.datasets.demo_clinical import HazardModel, simulate_clinical
 from hccomics.datasets.demo_expression import ExpressionModel, simulate_counts
+from hccomics.datasets.demo_pathology import draw_centres, simulate_pathology
 from hccomics.datasets.demo_progression import STAGES, simulate_progression
+from hccomics.datasets.demo_progression_images import simulate_progression_images
+from hccomics.datasets.demo_radiology import CT_REFERENCE, MRI_REFERENCE, simulate_radiology
+from hccomics.datasets.demo_radiology_model import CT_PHASES, MRI_PHASES
 from hccomics.io.files import atomic_path, atomic_write_text, sha256sum
 from hccomics.settings import PROFILES
 
-__all__ = ["DemoProfile", "DEMO_PROFILES", "make_demo_cohort", "demo_cohort_dir"]
+__all__ = ["DEMO_PROFILES", "DemoProfile", "demo_cohort_dir", "make_demo_cohort"]
 
 logger = logging.getLogger(__name__)
 # bumped whenever the generator's output changes, so that cached cohorts are regenerated
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -34,12 +39,18 @@ class DemoProfile:
     progression_features: int
     progression_samples_per_stage: tuple[int, int]
     dnb_module_size: int
+    imaging_patients: int
+    imaging_shape: tuple[int, int, int]
+    imaging_spacing_mm: tuple[float, float, float]
+    tile_size: int
+    tiles_per_patient: tuple[int, int]  # tumour, non-tumour
+    progression_image_size: int
 
 
 DEMO_PROFILES: dict[str, DemoProfile] = {
-    "smoke": DemoProfile(40, 400, 150, (8, 8), 12),
-    "demo": DemoProfile(200, 5000, 1000, (10, 15), 20),
-    "full": DemoProfile(600, 7500, 2000, (12, 15), 30),
+    "smoke": DemoProfile(40, 400, 150, (8, 8), 12, 6, (64, 64, 24), (2.0, 2.0, 4.0), 64, (1, 1), 32),
+    "demo": DemoProfile(200, 5000, 1000, (10, 15), 20, 60, (128, 128, 48), (1.5, 1.5, 3.0), 128, (2, 1), 48),
+    "full": DemoProfile(600, 7500, 2000, (12, 15), 30, 200, (192, 192, 80), (1.0, 1.0, 2.0), 256, (4, 2), 64),
 }
 
 
@@ -65,9 +76,14 @@ def make_demo_cohort(
 ) -> Path:
     """Generate the demo HCC cohort into ``out_dir`` and return its manifest path.
 
-    Writes ``clinical.csv``, ``expression_counts.csv`` (genes x patients),
-    ``progression_expression.csv``, ``progression_samples.csv``, ``truth.json``,
-    ``truth_genes.csv``, ``truth_patients.csv`` and ``manifest.yaml``. The same seed and
+    Writes the tables (``clinical.csv``, ``expression_counts.csv`` genes x patients,
+    ``progression_expression.csv``, ``progression_samples.csv``), the imaging of a subset
+    of patients (``imaging/<patient>/``: four-phase CT, T2 / DWI / ADC MRI for most, a
+    post-ablation CT for ablation cases, NIfTI with liver and lesion masks on the reference
+    phase), H&E-like tiles (``pathology/``), one nodule image per progression sample
+    (``progression_images/``), the truth (``truth.json``, ``truth_genes.csv``,
+    ``truth_patients.csv``, ``truth_lesions.csv``, ``truth_imaging.json``,
+    ``truth_progression_samples.csv``) and ``manifest.yaml``. The same seed and
     profile give byte-identical files. If ``out_dir`` already holds a cohort made with
     the same seed, profile and options whose files match their checksums, it is reused.
 
@@ -104,11 +120,14 @@ def make_demo_cohort(
         return manifest_path
     sizes = DEMO_PROFILES[profile]
     rng = np.random.default_rng(seed)
-    # independent streams per part, so that a change in one part leaves the others as they were
-    rng_clin, rng_expr, rng_prog = (np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(3))
+    # independent streams per part; spawned children depend only on their index, so parts
+    # added later leave the earlier parts as they were
+    rng_clin, rng_expr, rng_prog, rng_abl, rng_img, rng_path, rng_prog_img = (
+        np.random.default_rng(s) for s in rng.bit_generator.seed_seq.spawn(7))
     logger.info("generating the %s demo cohort (seed %d) in %s", profile, seed, out)
 
-    clinical, activity, clin_truth = simulate_clinical(sizes.n_patients, rng=rng_clin, hazard=HazardModel(), null=null)
+    clinical, activity, clin_truth = simulate_clinical(sizes.n_patients, rng=rng_clin, hazard=HazardModel(), null=null,
+                                                       rng_ablation=rng_abl)
     counts, expr_truth, gene_truth = simulate_counts(
         activity, clinical["edmondson_grade"].to_numpy(), clinical["recurrence_2y"],
         n_genes=sizes.n_genes, model=ExpressionModel(), rng=rng_expr, null=null,
@@ -117,52 +136,88 @@ def make_demo_cohort(
         list(counts.columns), n_features=sizes.progression_features, module_size=sizes.dnb_module_size,
         samples_per_stage=sizes.progression_samples_per_stage, critical_stage=critical_stage, rng=rng_prog, null=null,
     )
+    clinical.insert(clinical.columns.get_loc("treatment") + 1, "centre", draw_centres(len(clinical), rng=rng_path))
+    mam = pd.Series(clin_truth["ablation"]["minimal_ablative_margin_mm"], dtype=float).reindex(clinical.index)
 
     out.mkdir(parents=True, exist_ok=True)
+    grid = Grid(sizes.imaging_shape, sizes.imaging_spacing_mm)
+    series, lesion_truth, img_truth = simulate_radiology(clinical, mam, out, n_patients=sizes.imaging_patients,
+                                                         grid=grid, rng=rng_img, null=null)
+    tiles, path_truth = simulate_pathology(
+        clinical, clinical["centre"], out, rng=rng_path, tile_size=sizes.tile_size,
+        tumour_tiles=sizes.tiles_per_patient[0], non_tumour_tiles=sizes.tiles_per_patient[1], null=null,
+    )
+    prog_images, prog_img_truth = simulate_progression_images(
+        prog_samples, critical_stage=critical_stage, out_dir=out, size=sizes.progression_image_size,
+        spacing_mm=0.5, rng=rng_prog_img, null=null,
+    )
+    truth_progression_samples = prog_samples[["dominant_mode"]].round(6)
+    prog_samples = prog_samples.drop(columns="dominant_mode")
+    patients_truth = pd.DataFrame({"pi3k_akt_activity": activity.round(6), "minimal_ablative_margin_mm": mam},
+                                  index=clinical.index)
     files = {
         "clinical.csv": clinical,
         "expression_counts.csv": counts.T,
         "progression_expression.csv": prog_expr.T,
         "progression_samples.csv": prog_samples,
         "truth_genes.csv": gene_truth,
-        "truth_patients.csv": pd.DataFrame({"pi3k_akt_activity": activity.round(6)}, index=clinical.index),
+        "truth_patients.csv": patients_truth,
+        "truth_lesions.csv": lesion_truth.set_index(["patient_id", "lesion"]),
+        "truth_progression_samples.csv": truth_progression_samples,
     }
     for name, df in files.items():
         _write_csv(df, out / name)
+    atomic_write_text(out / "truth_imaging.json", json.dumps(img_truth["patients"], indent=1, sort_keys=True))
     truth = {
         "generator": params,
         "profile_sizes": asdict(sizes),
         "clinical": clin_truth,
         "expression": expr_truth,
-        "progression": prog_truth,
+        "progression": {**prog_truth, "images": prog_img_truth},
+        "imaging": img_truth["summary"],
+        "pathology": path_truth,
         "files": {"truth_genes.csv": "per-gene base mean, dispersion, planted effects and implied log2 fold change",
-                  "truth_patients.csv": "latent PI3K-Akt activity per patient"},
+                  "truth_patients.csv": "latent PI3K-Akt activity and planted minimal ablative margin per patient",
+                  "truth_lesions.csv": "every drawn lesion: centre, planted diameter, volume, irregularity, necrosis, CNR",
+                  "truth_imaging.json": "per imaged patient: phase transforms, displacement, fibrosis, band strength",
+                  "truth_progression_samples.csv": "dominant latent mode of each progression sample"},
     }
     atomic_write_text(out / "truth.json", json.dumps(truth, indent=1, sort_keys=True))
+    manifest = _manifest(out, profile=profile, seed=seed, null=null, series=series, tiles=tiles, prog_images=prog_images)
+    atomic_write_text(manifest_path, yaml.safe_dump(manifest, sort_keys=False))
+    atomic_write_text(out / ".demo_params.json", json.dumps(params, sort_keys=True))
+    return manifest_path
 
+
+def _manifest(out: Path, *, profile: str, seed: int, null: bool, series: list[dict], tiles: list[dict],
+              prog_images: list[dict]) -> dict:
     def ref(name: str, **extra: object) -> dict:
         return {"path": name, "sha256": sha256sum(out / name), **extra}
 
-    manifest = {
+    images = [{**ref(s["path"]), "patient_id": s["patient_id"], "modality": s["modality"], "phase": s["phase"],
+               "masks": [ref(m["path"], label=m["label"]) for m in s["masks"]]} for s in series]
+    return {
         "schema_version": 1,
         "name": f"hccomics demo cohort ({profile}, seed {seed}{', null' if null else ''})",
         "description": "Synthetic HCC cohort with planted ground truth (truth.json); generated by "
                        "hccomics.datasets.make_demo_cohort.",
         "tables": {
-            "clinical": ref("clinical.csv"),
+            "clinical": ref("clinical.csv", binary_columns=["mvi", "recurrence_2y", "local_recurrence"]),
             "expression": ref("expression_counts.csv", kind="counts", orientation="genes_x_samples", gene_id="symbol"),
         },
+        "imaging": {"phases": {"CT": list(CT_PHASES), "MRI": list(MRI_PHASES)},
+                    "reference_phase": {"CT": CT_REFERENCE, "MRI": MRI_REFERENCE}},
+        "images": images,
+        "pathology": [{**ref(t["path"]), **{k: v for k, v in t.items() if k != "path"}} for t in tiles],
         "progression": {
             "expression": ref("progression_expression.csv", kind="log_expression", orientation="genes_x_samples",
                               gene_id="symbol"),
             "samples": ref("progression_samples.csv"),
             "stages": list(STAGES),
+            "images": [{**ref(im["path"]), "sample_id": im["sample_id"]} for im in prog_images],
         },
         "truth": ref("truth.json"),
     }
-    atomic_write_text(manifest_path, yaml.safe_dump(manifest, sort_keys=False))
-    atomic_write_text(out / ".demo_params.json", json.dumps(params, sort_keys=True))
-    return manifest_path
 
 
 def _reusable(out: Path, params: dict) -> bool:

@@ -20,6 +20,12 @@ AETIOLOGIES = ("HBV", "HCV", "alcohol", "MASLD")
 RECURRENCE_HORIZON_MONTHS = 24.0
 DEATH_SCALE_MONTHS = 300.0
 MIN_TIME_MONTHS = 0.1  # events are first seen at a visit: no follow-up time rounds to zero
+# local tumour progression after ablation: exponential hazard per month falling with the minimal
+# ablative margin (MAM), LTP_RATE at a 2 mm margin and exp(-LTP_SLOPE) per extra mm
+LTP_RATE_PER_MONTH = 0.01
+LTP_SLOPE_PER_MM = 0.5
+MAM_MEAN_SD_MM = (4.0, 3.0)
+MAM_RANGE_MM = (-3.0, 12.0)
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class HazardModel:
     grade: float = 0.25
     treatment: tuple[tuple[str, float], ...] = (("resection", 0.0), ("TACE", 0.5), ("ablation", 0.2), ("transplant", -0.6))
 
-    def null(self) -> "HazardModel":
+    def null(self) -> HazardModel:
         """The same baseline hazard with every covariate effect set to zero."""
         return HazardModel(self.shape, self.scale_months, 0.0, 0.0, 0.0, 0.0, 0.0, tuple((t, 0.0) for t, _ in self.treatment))
 
@@ -61,9 +67,15 @@ def _weibull_times(rng: np.random.Generator, lp: np.ndarray, shape: float, scale
 
 
 def simulate_clinical(
-    n: int, *, rng: np.random.Generator, hazard: HazardModel, null: bool = False
+    n: int, *, rng: np.random.Generator, hazard: HazardModel, null: bool = False,
+    rng_ablation: np.random.Generator | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """Draw the clinical table, the latent activity and the planted clinical effects.
+
+    Ablation patients draw a minimal ablative margin (from ``rng_ablation``, so that the
+    other patients' values do not depend on it) and a competing local tumour progression
+    whose hazard falls with the margin; the earlier of the two recurrences is the recurrence.
+    Their margin is in ``truth['ablation']['minimal_ablative_margin_mm']``.
 
     Returns
     -------
@@ -116,6 +128,15 @@ def simulate_clinical(
         + h.grade * (grade - 2) + np.array([t_eff[t] for t in treatment])
     )
     t_rec = _weibull_times(rng, lp, h.shape, h.scale_months)
+    ablated = treatment == "ablation"
+    mam = np.full(n, np.nan)
+    t_local = np.full(n, np.inf)
+    if rng_ablation is not None and ablated.any():
+        mam[ablated] = np.clip(rng_ablation.normal(*MAM_MEAN_SD_MM, ablated.sum()), *MAM_RANGE_MM).round(1)
+        rate = LTP_RATE_PER_MONTH * np.exp(-eff * LTP_SLOPE_PER_MM * (mam[ablated] - 2.0))
+        t_local[ablated] = rng_ablation.exponential(1.0 / rate)
+    local = t_local < t_rec
+    t_rec = np.minimum(t_rec, t_local)
     cp_index = np.array(["ABC".index(c) for c in child_pugh])
     lp_death = eff * (0.3 * a + 0.6 * cp_index + 0.2 * stage_index)
     t_death0 = _weibull_times(rng, lp_death, 1.2, DEATH_SCALE_MONTHS)
@@ -131,6 +152,10 @@ def simulate_clinical(
     rec2y = pd.array(np.full(n, pd.NA), dtype="Int64")
     rec2y[(rfs_event == 1) & (rfs_time <= RECURRENCE_HORIZON_MONTHS)] = 1
     rec2y[rfs_time > RECURRENCE_HORIZON_MONTHS] = 0
+    local_rec = pd.array(np.full(n, pd.NA), dtype="Int64")
+    if rng_ablation is not None:
+        # recurrence seen at the ablation site (NA for patients not ablated)
+        local_rec[ablated] = ((rfs_event == 1) & local & (t_rec <= t_death))[ablated].astype(int)
 
     clinical = pd.DataFrame(
         {
@@ -150,6 +175,7 @@ def simulate_clinical(
             "os_time_months": os_time,
             "os_event": os_event,
             "recurrence_2y": rec2y,
+            **({"local_recurrence": local_rec} if rng_ablation is not None else {}),
         },
         index=pd.Index(ids, name="patient_id"),
     )
@@ -163,6 +189,13 @@ def simulate_clinical(
                   "quantile_cuts": [0.15, 0.55, 0.9]},
         "censoring": "administrative U(12, 96) months, loss to follow-up exponential (mean 400 months)",
         "minimum_time_months": MIN_TIME_MONTHS,
+        "ablation": {
+            "minimal_ablative_margin_mm": {pid: float(m) for pid, m in zip(ids, mam) if not np.isnan(m)},
+            "margin_distribution": f"N{MAM_MEAN_SD_MM} clipped to {MAM_RANGE_MM} mm, rounded to 0.1 mm",
+            "local_progression_hazard": f"{LTP_RATE_PER_MONTH} / month * exp(-{eff * LTP_SLOPE_PER_MM} * (MAM - 2 mm)), "
+                                        "competing with the recurrence hazard; the earlier one is the recurrence",
+            "local_recurrence": "1 if the observed recurrence is the local progression; 0 otherwise; NA if not ablated",
+        },
         "recurrence_2y": "1 if rfs_event and rfs_time <= 24 months; 0 if rfs_time > 24; NA when censored earlier",
         "fractions": {
             "index_lesion_under_15mm": float(np.mean(diameter < 15)),

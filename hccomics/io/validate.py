@@ -13,6 +13,7 @@ import pandas as pd
 from hccomics.errors import ManifestError, ModalityCoverageWarning
 from hccomics.io.checks import check_clinical, check_expression, read_expression
 from hccomics.io.files import sha256sum
+from hccomics.io.image_checks import check_images
 from hccomics.io.manifest import FileRef, Manifest, read_manifest
 
 __all__ = ["ValidationReport", "validate_manifest"]
@@ -125,6 +126,8 @@ def validate_manifest(manifest: str | Path, *, verify_checksums: bool = True) ->
     report = ValidationReport(Path(manifest))
     files = {where: _check_file(root, where, ref, report, verify=verify_checksums) for where, ref in man.file_refs()}
     _check_tables(man, files, report)
+    verified = {ref.sha256 for _, ref in man.file_refs() if report.checksums.get(ref.path) == ref.sha256}
+    report.errors += check_images(man, root, verified=verified, source=manifest)
     _check_cross_modality(man, report)
     for w in report.warnings:
         warnings.warn(w, ModalityCoverageWarning, stacklevel=2)
