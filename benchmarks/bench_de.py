@@ -18,7 +18,7 @@ def run(repeat: int = 3) -> list[dict]:
     from pydeseq2.ds import DeseqStats
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = hc.datasets.make_demo_cohort(Path(tmp), profile="demo", seed=0)
+        manifest = hc.datasets.make_demo_cohort(Path(tmp), profile="demo", seed=0, images=False)
         mdata = hc.io.load_cohort(manifest)
     meta = mdata.obs[["sex", "recurrence_2y"]].dropna().copy()
     meta["recurrence_2y"] = meta["recurrence_2y"].astype(int).astype(str)

@@ -87,10 +87,11 @@ def cache_dir() -> Path:
     Examples
     --------
     >>> import os
+    >>> before = os.environ.get("HCCOMICS_CACHE")
     >>> os.environ["HCCOMICS_CACHE"] = "/tmp/hc-cache"
     >>> str(cache_dir())
     '/tmp/hc-cache'
-    >>> del os.environ["HCCOMICS_CACHE"]
+    >>> _ = os.environ.pop("HCCOMICS_CACHE") if before is None else os.environ.update(HCCOMICS_CACHE=before)
     """
     env = os.environ.get(CACHE_ENV)
     if env:

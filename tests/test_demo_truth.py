@@ -136,7 +136,7 @@ def test_critical_stage_is_configurable(tmp_path: Path) -> None:
 
 
 def test_null_cohort_has_no_effects(tmp_path: Path) -> None:
-    m = make_demo_cohort(tmp_path, profile="demo", seed=0, null=True)
+    m = make_demo_cohort(tmp_path, profile="demo", seed=0, null=True, images=False)
     counts, clinical, truth = _load(m)
     assert truth["expression"]["planted_genes"] == {}
     lfc = group_log2fc(counts, clinical["recurrence_2y"])

@@ -53,7 +53,7 @@ def check_seed(seed: int, *, profile: str = "demo", permutation_num: int = 1000,
     """Measure every criterion on one seed; returns one row."""
     row: dict = {"seed": seed}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        m = hc.datasets.make_demo_cohort(Path(tmp) / "effects", profile=profile, seed=seed)
+        m = hc.datasets.make_demo_cohort(Path(tmp) / "effects", profile=profile, seed=seed, images=False)
         truth = json.loads((m.parent / "truth.json").read_text())
         genes = pd.read_csv(m.parent / "truth_genes.csv", index_col=0)
         planted = list(truth["expression"]["planted_genes"])
@@ -75,7 +75,7 @@ def check_seed(seed: int, *, profile: str = "demo", permutation_num: int = 1000,
         row["trend_a0_rel_err"] = abs(trend["a0"] - gen["a0"]) / gen["a0"]
         row["trend_a1_rel_err"] = abs(trend["a1"] - gen["a1"]) / gen["a1"]
 
-        m0 = hc.datasets.make_demo_cohort(Path(tmp) / "null", profile=profile, seed=seed, null=True)
+        m0 = hc.datasets.make_demo_cohort(Path(tmp) / "null", profile=profile, seed=seed, null=True, images=False)
         null = _analyse(m0, seed=seed, permutation_num=permutation_num)
         row["null_ora_sets_fdr05"] = float((null["ora"].fdr < 0.05).sum() / (null["ora"].status == "tested").sum())
         row["null_gsea_sets_fdr05"] = float((null["gsea"].fdr < 0.05).sum() / (null["gsea"].status == "tested").sum())

@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import de_enrichment  # noqa: E402
+import demo_imaging  # noqa: E402
 import survival_checks  # noqa: E402
 import truth_recovery  # noqa: E402
 
@@ -41,6 +42,8 @@ def main(argv: list[str]) -> int:
          lambda: de_enrichment.run(range(n_de_seeds))),
         ("Survival: GBSG2, WHAS500, GSE7390 (5 x 5-fold CV) and the demo cohort (5 seeds)", survival_checks,
          lambda: survival_checks.run()),
+        ("Demo radiology: planted imaging effects by independent oracles, 3 seeds, profile demo", demo_imaging,
+         lambda: demo_imaging.run(range(3))),
     )
     for title, module, compute in parts:
         table = compute()

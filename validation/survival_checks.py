@@ -79,7 +79,7 @@ def demo_seed(seed: int, *, n_repeats: int = 5, n_boot: int = 500, workdir: Path
     """Does the PI3K-Akt score add to the clinical model on the demo cohort (planted truth says yes)?"""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = hc.datasets.make_demo_cohort(Path(tmp), profile="demo", seed=seed)
+        m = hc.datasets.make_demo_cohort(Path(tmp), profile="demo", seed=seed, images=False)
         mdata = hc.io.load_cohort(m)
         hc.omics.variance_stabilize(mdata)
         hc.omics.score_signature(mdata, "WP4172", method="ssgsea", key_added="pi3k")

@@ -45,7 +45,7 @@ def check_seed(seed: int, *, profile: str = "demo", workdir: Path | None = None)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         row: dict[str, float] = {"seed": seed}
         for null in (False, True):
-            m = make_demo_cohort(Path(tmp) / str(null), profile=profile, seed=seed, null=null)
+            m = make_demo_cohort(Path(tmp) / str(null), profile=profile, seed=seed, null=null, images=False)
             root = m.parent
             counts = pd.read_csv(root / "expression_counts.csv", index_col=0).T
             clinical = pd.read_csv(root / "clinical.csv", index_col=0)

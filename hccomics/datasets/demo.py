@@ -73,6 +73,7 @@ def make_demo_cohort(
     seed: int = 0,
     null: bool = False,
     critical_stage: str = "low_grade_dysplastic_nodule",
+    images: bool = True,
 ) -> Path:
     """Generate the demo HCC cohort into ``out_dir`` and return its manifest path.
 
@@ -100,6 +101,10 @@ def make_demo_cohort(
         Generate the same cohort with no planted effects, for calibration checks.
     critical_stage
         Stage of the progression series just before the transition.
+    images
+        Write the radiology, pathology tiles and progression nodule images (the bulk of the
+        time and disk). ``False`` gives the tables only, identical to those written with
+        images, for checks that need no images.
 
     Examples
     --------
@@ -113,7 +118,7 @@ def make_demo_cohort(
     check_option("critical_stage", critical_stage, STAGES[1:-1])
     out = Path(out_dir)
     params = {"profile": profile, "seed": int(seed), "null": bool(null), "critical_stage": critical_stage,
-              "generator_version": GENERATOR_VERSION}
+              "images": bool(images), "generator_version": GENERATOR_VERSION}
     manifest_path = out / "manifest.yaml"
     if _reusable(out, params):
         logger.info("reusing the demo cohort in %s", out)
@@ -140,18 +145,30 @@ def make_demo_cohort(
     mam = pd.Series(clin_truth["ablation"]["minimal_ablative_margin_mm"], dtype=float).reindex(clinical.index)
 
     out.mkdir(parents=True, exist_ok=True)
-    grid = Grid(sizes.imaging_shape, sizes.imaging_spacing_mm)
-    series, lesion_truth, img_truth = simulate_radiology(clinical, mam, out, n_patients=sizes.imaging_patients,
-                                                         grid=grid, rng=rng_img, null=null)
-    tiles, path_truth = simulate_pathology(
-        clinical, clinical["centre"], out, rng=rng_path, tile_size=sizes.tile_size,
-        tumour_tiles=sizes.tiles_per_patient[0], non_tumour_tiles=sizes.tiles_per_patient[1], null=null,
-    )
-    prog_images, prog_img_truth = simulate_progression_images(
-        prog_samples, critical_stage=critical_stage, out_dir=out, size=sizes.progression_image_size,
-        spacing_mm=0.5, rng=rng_prog_img, null=null,
-    )
-    truth_progression_samples = prog_samples[["dominant_mode"]].round(6)
+    series: list[dict] = []
+    tiles: list[dict] = []
+    prog_images: list[dict] = []
+    extra_truth: dict = {}
+    if images:
+        grid = Grid(sizes.imaging_shape, sizes.imaging_spacing_mm)
+        series, lesion_truth, img_truth = simulate_radiology(clinical, mam, out, n_patients=sizes.imaging_patients,
+                                                             grid=grid, rng=rng_img, null=null)
+        tiles, path_truth = simulate_pathology(
+            clinical, clinical["centre"], out, rng=rng_path, tile_size=sizes.tile_size,
+            tumour_tiles=sizes.tiles_per_patient[0], non_tumour_tiles=sizes.tiles_per_patient[1], null=null,
+        )
+        prog_images, prog_img_truth = simulate_progression_images(
+            prog_samples, critical_stage=critical_stage, out_dir=out, size=sizes.progression_image_size,
+            spacing_mm=0.5, rng=rng_prog_img, null=null,
+        )
+        # per-sample truth (drawn image attributes) goes to a table, not truth.json
+        attributes = pd.DataFrame.from_dict(prog_img_truth.pop("sample_attributes"), orient="index")
+        _write_csv(lesion_truth.set_index(["patient_id", "lesion"]), out / "truth_lesions.csv")
+        atomic_write_text(out / "truth_imaging.json", json.dumps(img_truth["patients"], indent=1, sort_keys=True))
+        extra_truth = {"imaging": img_truth["summary"], "pathology": path_truth, "progression_images": prog_img_truth}
+    else:
+        attributes = pd.DataFrame(index=prog_samples.index)
+    truth_progression_samples = prog_samples[["dominant_mode"]].round(6).join(attributes)
     prog_samples = prog_samples.drop(columns="dominant_mode")
     patients_truth = pd.DataFrame({"pi3k_akt_activity": activity.round(6), "minimal_ablative_margin_mm": mam},
                                   index=clinical.index)
@@ -162,25 +179,23 @@ def make_demo_cohort(
         "progression_samples.csv": prog_samples,
         "truth_genes.csv": gene_truth,
         "truth_patients.csv": patients_truth,
-        "truth_lesions.csv": lesion_truth.set_index(["patient_id", "lesion"]),
         "truth_progression_samples.csv": truth_progression_samples,
     }
     for name, df in files.items():
         _write_csv(df, out / name)
-    atomic_write_text(out / "truth_imaging.json", json.dumps(img_truth["patients"], indent=1, sort_keys=True))
     truth = {
         "generator": params,
         "profile_sizes": asdict(sizes),
         "clinical": clin_truth,
         "expression": expr_truth,
-        "progression": {**prog_truth, "images": prog_img_truth},
-        "imaging": img_truth["summary"],
-        "pathology": path_truth,
+        "progression": {**prog_truth, **({"images": extra_truth.pop("progression_images")} if images else {})},
+        **extra_truth,
         "files": {"truth_genes.csv": "per-gene base mean, dispersion, planted effects and implied log2 fold change",
                   "truth_patients.csv": "latent PI3K-Akt activity and planted minimal ablative margin per patient",
                   "truth_lesions.csv": "every drawn lesion: centre, planted diameter, volume, irregularity, necrosis, CNR",
                   "truth_imaging.json": "per imaged patient: phase transforms, displacement, fibrosis, band strength",
-                  "truth_progression_samples.csv": "dominant latent mode of each progression sample"},
+                  "truth_progression_samples.csv": "dominant latent mode and drawn nodule-image attributes of each "
+                                                   "progression sample"},
     }
     atomic_write_text(out / "truth.json", json.dumps(truth, indent=1, sort_keys=True))
     manifest = _manifest(out, profile=profile, seed=seed, null=null, series=series, tiles=tiles, prog_images=prog_images)
@@ -196,7 +211,7 @@ def _manifest(out: Path, *, profile: str, seed: int, null: bool, series: list[di
 
     images = [{**ref(s["path"]), "patient_id": s["patient_id"], "modality": s["modality"], "phase": s["phase"],
                "masks": [ref(m["path"], label=m["label"]) for m in s["masks"]]} for s in series]
-    return {
+    manifest = {
         "schema_version": 1,
         "name": f"hccomics demo cohort ({profile}, seed {seed}{', null' if null else ''})",
         "description": "Synthetic HCC cohort with planted ground truth (truth.json); generated by "
@@ -218,6 +233,11 @@ def _manifest(out: Path, *, profile: str, seed: int, null: bool, series: list[di
         },
         "truth": ref("truth.json"),
     }
+    if not series:  # tables only
+        for key in ("imaging", "images", "pathology"):
+            manifest.pop(key)
+        manifest["progression"].pop("images")
+    return manifest
 
 
 def _reusable(out: Path, params: dict) -> bool:

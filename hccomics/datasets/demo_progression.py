@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["STAGES", "simulate_progression", "population_indices"]
+__all__ = ["STAGES", "population_indices", "simulate_progression"]
 
 STAGES = (
     "normal",
@@ -69,7 +69,13 @@ def simulate_progression(
     expression
         Samples x features, log2 scale.
     samples
-        ``sample_id`` index with ``stage`` and ``stage_index``.
+        ``sample_id`` index with ``stage``, ``stage_index`` and ``dominant_mode``: the
+        sample's latent DNB mode ``z0`` (the one with eigenvalue ``lambda``, read out by the
+        module genes; unit-free, variance ``1 / (1 - lambda^2)`` in the population). It is
+        ground truth, not an observation: drop it before writing the samples table, keep it
+        for truth files and for coupling other modalities (e.g. the nodule images of
+        :mod:`hccomics.datasets.demo_progression_images`) to the same critical state.
+        Recording it draws nothing, so the expression is the same as without it.
     truth
         Module genes, critical stage, eigenvalues and population indices per stage.
     """
@@ -98,7 +104,7 @@ def simulate_progression(
         shift[:] = 0.0
         trend[:] = 0.0
 
-    blocks, meta = [], []
+    blocks, meta, dominant = [], [], []
     for s, stage in enumerate(STAGES):
         n_s = int(rng.integers(samples_per_stage[0], samples_per_stage[1] + 1))
         modes = _simulate_modes(rng, np.r_[lam[s], np.full(n_factors, BACKGROUND_LAMBDA)], n_s)
@@ -108,9 +114,11 @@ def simulate_progression(
         x[:, module_idx] += modes[:, [0]] * w_module[None, :]
         x += rng.normal(0.0, NOISE_SD, x.shape)
         blocks.append(x)
+        dominant.append(modes[:, 0])
         meta += [(f"PRG-{stage[:3].upper()}{s}-{j:02d}", stage, s) for j in range(n_s)]
 
     samples = pd.DataFrame(meta, columns=["sample_id", "stage", "stage_index"]).set_index("sample_id")
+    samples["dominant_mode"] = np.concatenate(dominant).round(6)
     expression = pd.DataFrame(np.vstack(blocks).round(4), index=samples.index, columns=pd.Index(features, name="gene"))
     module_genes = [features[i] for i in module_idx]
     pop = population_indices(lam, loading, w_module, factor_of, module_idx, n_factors)

@@ -16,38 +16,13 @@ import numpy as np
 
 from hccomics.io.files import atomic_write_text
 from hccomics.io.manifest import ImageSeries, Manifest
+from hccomics.io.nifti import read_nifti
 
-__all__ = ["check_images", "read_nifti"]
+__all__ = ["check_images"]
 
 logger = logging.getLogger(__name__)
 _CHECKS_VERSION = 1  # bump when the checks change, so that remembered passes are redone
 AFFINE_TOLERANCE_MM = 1e-3
-
-
-def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI file fully; return ``(voxels, affine)`` (scaled by the header's slope and intercept).
-
-    Raises
-    ------
-    DataValidationError
-        When the file is not NIfTI, or is truncated or corrupt (the header may still load).
-    """
-    import nibabel as nib
-
-    from hccomics.errors import DataValidationError
-
-    try:
-        img = nib.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - nibabel raises several types for a bad header
-        raise DataValidationError(f"{path}: not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    try:
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:  # noqa: BLE001 - EOFError, zlib.error, OSError, ValueError: a truncated file
-        raise DataValidationError(
-            f"{path}: the header reads but the voxel data do not ({type(exc).__name__}: {exc}); "
-            "the file is truncated or corrupt: copy or export it again"
-        ) from None
-    return data, img.affine
 
 
 class _PassedCache:

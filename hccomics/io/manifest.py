@@ -111,7 +111,7 @@ class ImagingProtocol(_Strict):
     )
 
     @model_validator(mode="after")
-    def _reference_declared(self) -> "ImagingProtocol":
+    def _reference_declared(self) -> ImagingProtocol:
         for mod, ph in self.reference_phase.items():
             if ph not in self.phases.get(mod, []):
                 raise ValueError(f"reference phase '{ph}' of {mod} is not among its declared phases {self.phases.get(mod, [])}")
@@ -159,7 +159,7 @@ class Manifest(_Strict):
     truth: FileRef | None = None
 
     @model_validator(mode="after")
-    def _has_content(self) -> "Manifest":
+    def _has_content(self) -> Manifest:
         if self.tables is None and self.progression is None:
             raise ValueError("a manifest needs 'tables' (with a clinical table), a 'progression' series, or both")
         if self.tables is None and (self.images or self.pathology):
