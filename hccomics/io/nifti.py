@@ -17,7 +17,7 @@ NIFTI_DESCRIP = b"hccomics"
 """The only text hccomics puts in a NIfTI header (``descrip``); ``aux_file`` and the other text fields stay empty."""
 
 _XFORM_SCANNER = 1  # NIFTI_XFORM_SCANNER_ANAT: scanner (DICOM patient) coordinates, in RAS
-_GZIP_LEVEL = 6
+_GZIP_LEVEL = 1  # noisy volumes barely shrink at higher levels (3% at 6) but compress 5x slower
 
 
 def nifti_stem(path: str | Path) -> str:

@@ -88,5 +88,6 @@ def tile_gallery(tiles: Sequence[Any], *, ncols: int = 5, title: str = "Patholog
         fig.add_trace(go.Image(z=t.image, hoverinfo="skip"), row=r + 1, col=c + 1)
         fig.update_xaxes(visible=False, row=r + 1, col=c + 1)
         fig.update_yaxes(visible=False, row=r + 1, col=c + 1)
-    fig.update_layout(title=title, height=230 * rows + 80, margin=dict(l=10, r=10, t=80, b=10))
+    fig.update_layout(title=dict(text=title, y=0.99, yanchor="top"), height=230 * rows + 100,
+                      margin=dict(l=10, r=10, t=110, b=10))
     return fig
