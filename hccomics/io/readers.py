@@ -128,6 +128,9 @@ def load_cohort(manifest: str | Path, *, validate: bool = True):
 def load_progression(manifest: str | Path, *, validate: bool = True) -> ad.AnnData:
     """Load the progression series: samples x features with an ordered ``obs['stage']``.
 
+    When the manifest lists progression images, ``obs['image_path']`` holds each sample's
+    image path (None for a sample without one).
+
     Raises
     ------
     ManifestError
@@ -148,6 +151,9 @@ def load_progression(manifest: str | Path, *, validate: bool = True) -> ad.AnnDa
     adata.obs = samples.reindex(adata.obs_names)
     adata.obs["stage"] = pd.Categorical(adata.obs[prog.stage_column], categories=prog.stages, ordered=True)
     adata.uns["stages"] = list(prog.stages)
+    if prog.images:  # images stay on disk: their paths travel with the samples
+        paths = {im.sample_id: str(root / im.path) for im in prog.images}
+        adata.obs["image_path"] = [paths.get(s) for s in adata.obs_names]
     return adata
 
 
