@@ -7,7 +7,8 @@ import inspect
 
 import pytest
 
-SUBPACKAGES = ["hccomics.io", "hccomics.datasets", "hccomics.omics", "hccomics.survival", "hccomics.pipeline", "hccomics.pl", "hccomics.settings",
+SUBPACKAGES = ["hccomics.io", "hccomics.io.public", "hccomics.datasets", "hccomics.omics", "hccomics.dnb", "hccomics.survival",
+               "hccomics.pipeline", "hccomics.pl", "hccomics.settings",
                "hccomics.errors"]
 
 

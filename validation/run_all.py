@@ -15,6 +15,7 @@ sys.path.insert(0, str(HERE))
 
 import de_enrichment  # noqa: E402
 import demo_imaging  # noqa: E402
+import dnb_checks  # noqa: E402
 import survival_checks  # noqa: E402
 import truth_recovery  # noqa: E402
 
@@ -44,6 +45,8 @@ def main(argv: list[str]) -> int:
          lambda: survival_checks.run()),
         ("Demo radiology: planted imaging effects by independent oracles, 3 seeds, profile demo", demo_imaging,
          lambda: demo_imaging.run(range(3))),
+        (f"Dynamic network biomarkers: {n_de_seeds} planted series and 200 null series, demo size", dnb_checks,
+         lambda: dnb_checks.run(range(n_de_seeds), 200)),
     )
     for title, module, compute in parts:
         table = compute()

@@ -9,7 +9,8 @@ __all__ = ["PROFILE_PARAMETERS", "notebook_parameters"]
 
 # applied to a notebook only when its parameters cell defines the name; -p on the command line wins
 PROFILE_PARAMETERS: dict[str, dict[str, Any]] = {
-    "smoke": {"n_repeats": 1, "deepsurv_epochs": 60, "n_boot": 200, "permutation_num": 200},
+    "smoke": {"n_repeats": 1, "deepsurv_epochs": 60, "n_boot": 200, "permutation_num": 200, "n_permutations": 19,
+              "feature_null": 19, "image_epochs": 3, "biotip_permutations": 19},
     "demo": {},
     "full": {},
 }

@@ -1,6 +1,7 @@
 """Plotly figure builders: they take computed results and return a Figure."""
 
 from hccomics.pl.cohort import category_counts, follow_up, modality_availability
+from hccomics.pl.dnb import dnb_landscape, dnb_module_heatmap, dnb_module_network, dnb_sample_scores, dnb_scores
 from hccomics.pl.imaging import image_slices, tile_gallery
 from hccomics.pl.omics import (
     enrichment_dotplot,
@@ -14,7 +15,8 @@ from hccomics.pl.omics import (
 from hccomics.pl.survival import calibration_plot, forest_plot, km_plot, model_comparison, nomogram_plot, td_auc_plot
 
 __all__ = [
-    "modality_availability", "category_counts", "follow_up", "image_slices", "tile_gallery", "volcano", "ma_plot", "pca_scatter",
+    "modality_availability", "category_counts", "follow_up", "image_slices", "tile_gallery",
+    "dnb_scores", "dnb_module_heatmap", "dnb_module_network", "dnb_sample_scores", "dnb_landscape", "volcano", "ma_plot", "pca_scatter",
     "top_genes_heatmap", "enrichment_dotplot", "gsea_running_score", "score_by_group",
     "km_plot", "calibration_plot", "td_auc_plot", "forest_plot", "nomogram_plot", "model_comparison",
 ]
