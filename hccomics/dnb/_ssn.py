@@ -35,32 +35,40 @@ MIN_REFERENCE = 4
 
 def resolve_stages(obs: pd.DataFrame, stage_key: str, stage_order: Sequence[str] | None,
                    uns: dict | None = None) -> list[str]:
-    """Ordered stages present in ``obs[stage_key]``.
+    """Ordered stages of ``obs[stage_key]``.
 
-    Order: ``stage_order`` if given, else the categories of an (ordered) categorical column, else
-    ``uns["stages"]`` (set by :func:`hccomics.io.load_progression`), else order of first appearance.
+    Order: ``stage_order`` if given (every stage in it must occur, and every stage that occurs must
+    be in it), else the categories of a categorical column, else ``uns["stages"]`` (set by
+    :func:`hccomics.io.load_progression`), else order of first appearance; stages that occur but
+    are missing from an implicit order follow at the end.
     """
     if stage_key not in obs.columns:
-        raise DataValidationError(f"obs has no column {stage_key!r} (columns: {list(obs.columns)[:10]}); "
-                                  "pass stage_key= naming the column that holds each sample's stage")
+        raise DataValidationError(f"obs has no column {stage_key!r} (columns: {list(obs.columns)[:10]}); pass "
+                                  "stage_key= naming the column that holds each sample's stage")
     col = obs[stage_key]
     if col.isna().any():
-        raise DataValidationError(f"{int(col.isna().sum())} sample(s) have no {stage_key!r}; drop them or fill "
-                                  "in their stage")
-    present = set(col.astype(str))
+        raise DataValidationError(f"{int(col.isna().sum())} sample(s) have no {stage_key!r}; drop them or fill in "
+                                  "their stage")
+    present = list(pd.unique(col.astype(str)))
     if stage_order is not None:
         order = [str(s) for s in stage_order]
-        unknown = sorted(present - set(order))
-        if unknown:
-            raise DataValidationError(f"stages {unknown} of obs[{stage_key!r}] are not in stage_order={order}; "
-                                      "add them to stage_order or drop those samples")
-    elif isinstance(col.dtype, pd.CategoricalDtype):
-        order = [str(c) for c in col.cat.categories]
-    elif uns is not None and "stages" in uns:
-        order = [str(s) for s in uns["stages"]]
+        absent = [s for s in order if s not in present]
+        if absent:
+            raise DataValidationError(f"stage_order names stage(s) {absent} that no sample has (stages present: "
+                                      f"{present}); fix the spelling or drop them from stage_order")
+        extra = [s for s in present if s not in order]
+        if extra:
+            raise DataValidationError(f"stages {extra} of obs[{stage_key!r}] are not in stage_order={order}; add "
+                                      "them to stage_order or drop those samples")
+        stages = order
     else:
-        order = [str(s) for s in pd.unique(col.astype(str))]
-    stages = [s for s in order if s in present]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            order = [str(c) for c in col.cat.categories]
+        elif uns is not None and "stages" in uns:
+            order = [str(s) for s in uns["stages"]]
+        else:
+            order = present
+        stages = [s for s in order if s in present] + [s for s in present if s not in order]
     if len(stages) < 2:
         raise DataValidationError(f"obs[{stage_key!r}] holds {len(stages)} stage(s); a progression needs at least 2")
     return stages

@@ -24,6 +24,7 @@ import pandas as pd
 
 from hccomics._options import check_option
 from hccomics.dnb._correlation import blas_threads
+from hccomics.dnb._ssn import resolve_stages
 from hccomics.dnb.indices import CORRELATIONS, composite_arrays, ic_arrays
 from hccomics.dnb.modules import DEFAULT_CUT_DISTANCE, DEFAULT_EDGE_THRESHOLD, PRESELECT, StageOptions, stage_modules
 from hccomics.errors import DataValidationError, HccomicsWarning
@@ -111,35 +112,6 @@ def _h5_safe(v: Any) -> Any:
     return v
 
 
-def _resolve_stages(obs: pd.DataFrame, uns: Any, stage_key: str, stage_order: Sequence[str] | None) -> list[str]:
-    if stage_key not in obs.columns:
-        raise DataValidationError(f"obs has no column {stage_key!r} (columns: {list(obs.columns)[:10]}); pass "
-                                  "stage_key= naming the column that holds each sample's stage")
-    col = obs[stage_key]
-    if col.isna().any():
-        raise DataValidationError(f"{int(col.isna().sum())} sample(s) have no {stage_key!r}; drop them or fill in "
-                                  "their stage")
-    present = list(pd.unique(col.astype(str)))
-    if stage_order is not None:
-        order = [str(s) for s in stage_order]
-        absent = [s for s in order if s not in present]
-        if absent:
-            raise DataValidationError(f"stage_order names stage(s) {absent} that no sample has (stages present: "
-                                      f"{present}); fix the spelling or drop them from stage_order")
-        extra = [s for s in present if s not in order]
-        if extra:
-            raise DataValidationError(f"stages {extra} of obs[{stage_key!r}] are not in stage_order={order}; add "
-                                      "them to stage_order or drop those samples")
-        return order
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        order = [str(c) for c in col.cat.categories]
-    elif uns is not None and "stages" in uns:
-        order = [str(s) for s in uns["stages"]]
-    else:
-        order = present
-    return [s for s in order if s in present] + [s for s in present if s not in order]
-
-
 def _prepare(adata: Any, stage_key: str, stage_order: Sequence[str] | None, layer: str | None,
              drop_constant: bool) -> tuple[np.ndarray, pd.Index, list[str], np.ndarray, list[str]]:
     if type(adata).__name__ != "AnnData":
@@ -147,7 +119,7 @@ def _prepare(adata: Any, stage_key: str, stage_order: Sequence[str] | None, laye
                                   "wrap a table with anndata.AnnData(table, obs=samples)")
     if layer is not None and layer not in adata.layers:
         raise DataValidationError(f"no layer {layer!r} (layers: {list(adata.layers)}); pass layer=None to use .X")
-    stages = _resolve_stages(adata.obs, adata.uns, stage_key, stage_order)
+    stages = resolve_stages(adata.obs, stage_key, stage_order, adata.uns)
     labels = pd.Categorical(adata.obs[stage_key].astype(str), categories=stages).codes.astype(np.intp)
     raw = adata.X if layer is None else adata.layers[layer]
     x = np.asarray(raw.toarray() if hasattr(raw, "toarray") else raw, dtype=np.float64)
