@@ -142,3 +142,17 @@ def test_small_margins_drive_local_recurrence() -> None:
     low, high = abl[abl.mam < 2], abl[abl.mam > 6]
     assert low["local_recurrence"].mean() > 3 * high["local_recurrence"].mean()
     assert clinical.loc[clinical.treatment != "ablation", "local_recurrence"].isna().all()
+
+
+def test_imaged_patients_cover_mvi_classes_and_ablation() -> None:
+    from hccomics.datasets.demo_clinical import HazardModel, simulate_clinical
+    from hccomics.datasets.demo_radiology import select_imaging_patients
+
+    for seed in range(40):
+        clinical, _, _ = simulate_clinical(40, rng=np.random.default_rng(seed), hazard=HazardModel(),
+                                           rng_ablation=np.random.default_rng(seed + 1))
+        chosen = clinical.loc[select_imaging_patients(clinical, 6, rng=np.random.default_rng(seed))]
+        assert len(chosen) == 6
+        for column, value in (("mvi", 1), ("mvi", 0), ("treatment", "ablation")):
+            if (clinical[column] == value).any():
+                assert (chosen[column] == value).any(), (seed, column, value)

@@ -75,3 +75,18 @@ def test_dicom2nifti_command(dicom_cohort, tmp_path: Path, capsys) -> None:
     assert Path(capsys.readouterr().out.strip()) == out
     assert nib.load(out).shape[:2] == (128, 128)  # CT_small is one 128 x 128 slice
     assert main(["dicom2nifti", str(tmp_path / "absent"), str(tmp_path / "x.nii.gz"), "--patient-id", "P9"]) == 1
+
+
+def test_cached_conversion_still_refuses_a_dicom_patient_id(dicom_cohort, tmp_path: Path, monkeypatch) -> None:
+    from hccomics.errors import DataValidationError
+    from hccomics.io import cached_nifti
+
+    manifest, _ = dicom_cohort
+    monkeypatch.setenv("HCCOMICS_CACHE", str(tmp_path / "cache"))
+    folder = manifest.parent / "dicom" / "P01"
+    first = cached_nifti(folder, patient_id="P01")
+    for bad in ("1CT1", "Doe^John 1970"):  # the real PatientID; a value that is no pseudonym
+        with pytest.raises(DataValidationError) as err:
+            cached_nifti(folder, patient_id=bad)
+        assert bad not in str(err.value)
+    assert '"patient_id": "P01"' in first.with_name(first.name.replace(".nii.gz", ".json")).read_text()

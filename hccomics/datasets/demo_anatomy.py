@@ -181,11 +181,15 @@ def build_anatomy(
     irregularities = [irregularity] + [float(rng.uniform(0.02, 0.08)) for _ in range(n_lesions - 1)]
     for label, (diam, irr) in enumerate(zip(diameters, irregularities), start=1):
         # centre deep enough for the lesion to lie inside the liver, away from earlier lesions
-        room = dist_in - diam / 2.0 * (1.0 + irr)
-        free = room > (1.0 if label == 1 else 2.0)
-        if lesions.any():
-            free &= ndimage.distance_transform_edt(lesions == 0, sampling=grid.spacing) > diam / 2.0 + 4.0
-        candidates = np.flatnonzero(free)
+        while True:
+            room = dist_in - diam / 2.0 * (1.0 + irr)
+            free = room > (1.0 if label == 1 else 2.0)
+            if lesions.any():
+                free &= ndimage.distance_transform_edt(lesions == 0, sampling=grid.spacing) > diam / 2.0 + 4.0
+            candidates = np.flatnonzero(free)
+            if candidates.size or label > 1 or diam < 5.0:
+                break
+            diam *= 0.85  # the index lesion always exists: shrink it until it fits (recorded as drawn)
         if candidates.size == 0:  # no room left for a satellite: fewer lesions, recorded as drawn
             continue
         pick = np.unravel_index(rng.choice(candidates), grid.shape)

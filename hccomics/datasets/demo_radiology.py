@@ -45,9 +45,9 @@ def select_imaging_patients(clinical: pd.DataFrame, n: int, *, rng: np.random.Ge
     for pool in groups:
         if pool and not pool & set(chosen):
             pick = sorted(pool)[int(rng.integers(len(pool)))]
-            for j in range(len(chosen) - 1, -1, -1):  # swap out a patient no other group needs
+            for j in range(len(chosen) - 1, -1, -1):  # swap out a patient no covered group depends on
                 rest = set(chosen[:j] + chosen[j + 1:] + [pick])
-                if all(not g or g & rest for g in groups if g is not pool):
+                if all(not (g & set(chosen)) or g & rest for g in groups if g is not pool):
                     chosen[j] = pick
                     break
     return sorted(set(chosen))
@@ -108,7 +108,7 @@ class _Patient:
         self.band_scale_ct = float(rng.uniform(1 - j, 1 + j)) if mvi else 0.0
         self.band_scale_mri = float(rng.uniform(1 - j, 1 + j)) if mvi else 0.0
 
-    def render(self, table: dict[str, tuple], col: int, *, noise_sd: float, cnr: float, band: float,
+    def render(self, table: dict[str, tuple], col: int, *, noise_sd: float, cnr: float, band: float, necrosis: float,
                cnr_per_grade: float = 0.0, tumour: np.ndarray | None = None) -> np.ndarray:
         """Noise-free image of one phase in the reference frame."""
         a = self.anatomy
@@ -123,15 +123,11 @@ class _Patient:
             m = (a.lesions == les.label) & tumour
             c = cnr + self.cnr_offset[les.label] + cnr_per_grade * (self.grade - 2)
             img[m] = liver_mean + noise_sd * (c + self.heterogeneity * self.texture[m])
-        img[self.necrosis & tumour] = self.necrosis_value(table, col, noise_sd)
+        img[self.necrosis & tumour] = necrosis
         if band:
             img += noise_sd * band * self.band
         return img
 
-    @staticmethod
-    def necrosis_value(table: dict[str, tuple], col: int, noise_sd: float) -> float:
-        # necrosis does not enhance: water-like, the lowest soft-tissue value of the table
-        return float(min(table["soft_tissue"][col], table["liver"][col]) - 1.5 * noise_sd)
 
 
 def _finish(img: np.ndarray, grid: Grid, matrix: np.ndarray | None, rng: np.random.Generator, noise_sd: float,
@@ -229,7 +225,7 @@ def _patient_images(pid: str, row: pd.Series, grid: Grid, model: RadiologyModel,
     for col, phase in enumerate(CT_PHASES):
         m = None if phase == CT_REFERENCE else _misalign(rng, anatomy, model, pts)
         img = p.render(CT_TISSUE_HU, col, noise_sd=model.ct_noise_hu, cnr=model.cnr_ct[col],
-                       band=model.band_strength_ct[col] * p.band_scale_ct)
+                       band=model.band_strength_ct[col] * p.band_scale_ct, necrosis=model.necrosis_hu)
         img = _finish(img, grid, m, rng, model.ct_noise_hu, model, clip_min=-1024)
         transforms[f"CT/{phase}"] = (np.eye(4) if m is None else m).round(6).tolist()
         series.append({"patient_id": pid, "modality": "CT", "phase": phase, "path": write(f"ct_{phase}", img, np.int16),
@@ -244,7 +240,7 @@ def _patient_images(pid: str, row: pd.Series, grid: Grid, model: RadiologyModel,
         for col, phase in enumerate(MRI_PHASES):
             m = exam if phase == MRI_REFERENCE else dwi_m
             img = p.render(MRI_TISSUE, col, noise_sd=model.mri_noise[col], cnr=model.cnr_mri[col],
-                           band=model.band_strength_mri[col] * p.band_scale_mri,
+                           band=model.band_strength_mri[col] * p.band_scale_mri, necrosis=model.necrosis_mri[col],
                            cnr_per_grade=model.adc_cnr_per_grade if phase == "adc" else 0.0)
             img = _finish(img, grid, m, rng, model.mri_noise[col], model, clip_min=0)
             transforms[f"MRI/{phase}"] = m.round(6).tolist()
@@ -255,7 +251,7 @@ def _patient_images(pid: str, row: pd.Series, grid: Grid, model: RadiologyModel,
         zone = _ablation_zone(p, mam, rng)
         m = _misalign(rng, anatomy, model, pts)
         post = p.render(CT_TISSUE_HU, 2, noise_sd=model.ct_noise_hu, cnr=model.cnr_ct[2], band=0.0,
-                        tumour=p.tumour & ~zone)
+                        necrosis=model.necrosis_hu, tumour=p.tumour & ~zone)
         rim = zone ^ ndimage.binary_erosion(zone, iterations=1)
         post[zone] = model.ablation_zone_hu
         post[rim] += model.ablation_rim_strength * model.ct_noise_hu

@@ -74,6 +74,9 @@ class RadiologyModel:
         SD of the tumour texture (in noise SDs) for Edmondson grade 1-4.
     necrosis_min_grade, necrosis_min_diameter_mm, necrosis_fraction
         Lesions at least this grade and size get a non-enhancing core of U(a, b) of their volume.
+    necrosis_hu, necrosis_mri
+        Signal of the necrotic core: water-like on CT in every phase; bright on T2, dark on DWI
+        and with a high ADC on MRI (free diffusion).
     fibrosis_by_child_pugh, fibrosis_texture
         Fibrosis score (0-1) per Child-Pugh class A/B/C plus N(0, 0.1); the liver's nodular
         texture has SD ``(a + b * score)`` noise SDs, so whole-liver texture carries the
@@ -107,6 +110,7 @@ class RadiologyModel:
     necrosis_min_diameter_mm: float = 25.0
     necrosis_fraction: tuple[float, float] = (0.1, 0.3)
     necrosis_hu: float = 25.0
+    necrosis_mri: tuple[float, float, float] = (420.0, 50.0, 2300.0)
     fibrosis_by_child_pugh: tuple[float, float, float] = (0.3, 0.6, 0.85)
     fibrosis_texture: tuple[float, float] = (0.2, 0.8)
     misalignment_mm: tuple[float, float] = (2.0, 5.0)
@@ -136,6 +140,7 @@ class RadiologyModel:
         d["band_strength_ct"] = dict(zip(CT_PHASES, self.band_strength_ct))
         d["band_strength_mri"] = dict(zip(MRI_PHASES, self.band_strength_mri))
         d["mri_noise"] = dict(zip(MRI_PHASES, self.mri_noise))
+        d["necrosis_mri"] = dict(zip(MRI_PHASES, self.necrosis_mri))
         d["heterogeneity_by_grade"] = dict(zip(("1", "2", "3", "4"), self.heterogeneity_by_grade))
         d["fibrosis_by_child_pugh"] = dict(zip("ABC", self.fibrosis_by_child_pugh))
         d["ct_tissue_hu"] = {k: dict(zip(CT_PHASES, v)) for k, v in CT_TISSUE_HU.items()}

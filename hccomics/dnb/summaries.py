@@ -43,6 +43,8 @@ def module_values(adata: Any, module: Sequence[str], *, stage_key: str = "stage"
     cols = _module_columns(adata, module)
     order = _ssn.resolve_stages(adata.obs, stage_key, stage_order, adata.uns)
     ref = reference_stage or order[0]
+    if ref not in order:
+        raise DataValidationError(f"reference_stage {ref!r} is not a stage of obs[{stage_key!r}] ({order})")
     sub = adata[:, cols]
     x = pd.DataFrame(_ssn.matrix(sub, layer), index=adata.obs_names, columns=cols)
     stages = adata.obs[stage_key].astype(str)

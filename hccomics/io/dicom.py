@@ -28,7 +28,12 @@ import pandas as pd
 from hccomics.errors import DataValidationError
 from hccomics.io._dicom_pixels import stack_pixels
 from hccomics.io._dicom_series import SeriesFiles, check_geometry, scan_series, select_series
-from hccomics.io.deid import DEIDENTIFICATION_STATEMENT, deidentified_metadata, without_value_logging
+from hccomics.io.deid import (
+    DEIDENTIFICATION_STATEMENT,
+    deidentified_metadata,
+    unlogged_dicom_values,
+    without_value_logging,
+)
 from hccomics.io.files import atomic_write_text, sha256sum
 from hccomics.io.nifti import nifti_stem, save_nifti
 from hccomics.settings import cache_dir
@@ -138,8 +143,9 @@ def sidecar_path(nifti_path: str | Path) -> Path:
 def _check_pseudonym(patient_id: str, series: SeriesFiles, *, allow_dicom_patient_id: bool) -> None:
     if not isinstance(patient_id, str) or not _PSEUDONYM.match(patient_id):
         raise DataValidationError(
-            f"patient_id must be a pseudonym of 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit), "
-            f"got {patient_id!r}; use the study's pseudonymous ID (e.g. 'P001')"
+            "patient_id must be a pseudonym of 1-64 letters, digits, '.', '_' or '-' (starting with a letter or digit); "
+            f"the value given ({len(str(patient_id))} characters) is not, and is not repeated here in case it identifies "
+            "someone; use the study's pseudonymous ID (e.g. 'P001')"
         )
     if allow_dicom_patient_id:
         return
@@ -239,6 +245,10 @@ def cached_nifti(dicom_dir: str | Path, *, patient_id: str, sha256: str | None =
     target = cache_dir() / "nifti" / f"{digest}.nii.gz"
     side = sidecar_path(target)
     if target.is_file() and side.is_file():
+        # a cache hit files the images under the given ID: check it as a conversion would
+        with unlogged_dicom_values():
+            series = select_series(scan_series(dicom_dir), None, src=dicom_dir)
+        _check_pseudonym(patient_id, series, allow_dicom_patient_id=allow_dicom_patient_id)
         try:
             recorded = json.loads(side.read_text())
         except (OSError, json.JSONDecodeError):

@@ -75,7 +75,7 @@ def _check_volume(path: Path, *, mask: bool) -> tuple[list[str], tuple | None, n
     return errors, data.shape[:3], affine
 
 
-def _check_series(root: Path, s: ImageSeries, where: str, passed: _PassedCache) -> list[str]:
+def _check_series(root: Path, s: ImageSeries, where: str, passed: _PassedCache, *, verified: set[str]) -> list[str]:
     volume = root / s.path
     if s.format == "dicom":
         # a DICOM series is checked by converting it (de-identified) into the cache, as a run would
@@ -85,7 +85,7 @@ def _check_series(root: Path, s: ImageSeries, where: str, passed: _PassedCache) 
         if not volume.exists():
             return []  # reported by the file checks
         try:
-            volume = cached_nifti(volume, patient_id=s.patient_id)
+            volume = cached_nifti(volume, patient_id=s.patient_id, sha256=s.sha256 if s.sha256 in verified else None)
         except DataValidationError as exc:
             return [f"{where}: {exc}"]
     todo = [(where, volume, False)] + [(f"{where}.masks[{j}]", root / m.path, True) for j, m in enumerate(s.masks)]
@@ -104,7 +104,8 @@ def _check_series(root: Path, s: ImageSeries, where: str, passed: _PassedCache) 
             what = f"shape {shape} vs {grid[0]}" if shape != grid[0] else "affine differs (voxel-to-world map)"
             errors.append(f"{place}: mask {path} is not on the grid of its image {grid[2]}: {what}; "
                           "resample the mask onto the image (nearest neighbour) or fix the pairing")
-    if not errors:
+    # only content that was hashed and matched the manifest may be skipped next time
+    if not errors and {s.sha256, *(m.sha256 for m in s.masks)} <= verified:
         passed.add(_series_key(s))
     return errors
 
@@ -133,7 +134,7 @@ def check_images(man: Manifest, root: Path, *, verified: set[str], source: Path 
         digests = {s.sha256, *(m.sha256 for m in s.masks)}
         if digests <= verified and _series_key(s) in passed.digests:
             continue
-        errors += _check_series(root, s, f"images[{i}]", passed)
+        errors += _check_series(root, s, f"images[{i}]", passed, verified=verified)
     passed.save()
     errors += [f"{source}: {e}" for e in _check_phases(man)]
     return errors

@@ -110,7 +110,9 @@ def series_previews(manifest: str | Path, *, patient_id: str | None = None) -> l
     # masks live on each exam's reference phase; the exam's other phases borrow them
     for modality in ("CT", "MRI"):
         exam = [s for s in mine if s.modality == modality]
-        masked = [s for s in exam if s.masks]
+        reference = man.imaging.reference_phase.get(modality) if man.imaging is not None else None
+        # the protocol's reference phase first, else the first phase with masks
+        masked = sorted((s for s in exam if s.masks), key=lambda s: s.phase != reference)
         ref_masks: dict[str, np.ndarray] = {}
         k_ref = None
         for s in masked[:1]:

@@ -120,7 +120,13 @@ def dnb_module_network(correlations: dict[str, pd.DataFrame], *, threshold: floa
 def dnb_sample_scores(obs: pd.DataFrame, key: str, *, stage_key: str = "stage", stage_order: list[str] | None = None,
                       title: str | None = None) -> go.Figure:
     """Per-sample single-sample score (sDNB / l-DNB) by stage: box with the samples on top."""
-    order = stage_order or [str(s) for s in pd.unique(obs[stage_key])]
+    col = obs[stage_key]
+    if stage_order is not None:
+        order = [str(s) for s in stage_order]
+    elif isinstance(col.dtype, pd.CategoricalDtype):  # an ordered stage column keeps its order
+        order = [str(s) for s in col.cat.categories if (col == s).any()]
+    else:
+        order = [str(s) for s in pd.unique(col)]
     fig = go.Figure()
     for stage in order:
         v = obs.loc[obs[stage_key].astype(str) == stage, key]
