@@ -37,7 +37,7 @@ def dnb_scores(scores: pd.DataFrame, *, trajectory: pd.DataFrame | None = None, 
     fig = go.Figure()
     if {"null_q05", "null_q95"} <= set(scores.columns) and scores["null_q95"].notna().any():
         fig.add_trace(go.Scatter(x=stages + stages[::-1], y=list(scores["null_q95"]) + list(scores["null_q05"])[::-1],
-                                 fill="toself", fillcolor="rgba(150,150,150,0.25)", line=dict(width=0),
+                                 fill="toself", fillcolor="rgba(150,150,150,0.25)", line=dict(width=0), mode="lines",
                                  name="permutation 5-95%", hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=stages, y=scores["null_q50"], mode="lines", line=dict(color="grey", dash="dot"),
                                  name="permutation median"))
