@@ -165,8 +165,8 @@ def critical_state(
     stage_key: str = "stage",
     stage_order: Sequence[str] | None = None,
     method: Literal["dnb", "biotip"] = "dnb",
-    preselect: Literal["sd", "change"] = "sd",
-    n_candidates: int = 2000,
+    preselect: Literal["sd", "change", "sd_ratio"] = "sd_ratio",
+    n_candidates: int | None = None,
     correlation: Literal["abs", "signed"] = "abs",
     shrinkage: bool = False,
     reference_stage: str | None = None,
@@ -201,16 +201,19 @@ def critical_state(
         ``"dnb"``: modules by average-linkage clustering on ``1 - |r|`` (Chen et al. 2012);
         ``"biotip"``: Louvain communities of a correlation graph, scored by the same index (MCI).
     preselect
-        Candidates per stage: ``"sd"`` (top within-stage SD) or ``"change"`` (top
-        ``|mean - mean_ref| / pooled SD`` against ``reference_stage``; the reference by SD).
+        Candidates per stage: ``"sd_ratio"`` (default: top within-stage SD divided by the reference
+        stage's SD, the rise in fluctuation that marks a DNB), ``"sd"`` (top within-stage SD) or
+        ``"change"`` (top ``|mean - mean_ref| / pooled SD``). With ``"sd_ratio"`` and ``"change"``
+        the reference stage is selected by SD and cannot be the critical stage.
     n_candidates
-        Candidates per stage (at most the number of features).
+        Candidates per stage; default 15% of the features, at least 150 and at most 2,000 (on the demo series,
+        150 of 1,000 found the planted stage in 10/10 seeds against 9/10 with every feature).
     correlation
         ``"abs"`` (mean |r|) or ``"signed"`` (mean r: anti-correlated members cancel).
     shrinkage
         Schäfer–Strimmer shrinkage correlations (for small stages).
     reference_stage
-        Reference of ``preselect="change"``; default the first stage.
+        Reference of ``preselect="sd_ratio"`` / ``"change"``; default the first stage.
     min_module_size
         Smallest module scored.
     cut_distance, n_clusters
@@ -252,8 +255,8 @@ def critical_state(
     >>> a = ad.AnnData(expr, obs=samples[["stage"]])
     >>> a.uns["stages"] = truth["stages"]
     >>> res = critical_state(a, n_permutations=19, feature_null=19, progress=False)
-    >>> res.critical_stage, res.pvalue, sorted(res.module) == sorted(truth["module_genes"])
-    ('low_grade_dysplastic_nodule', 0.05, True)
+    >>> res.critical_stage, res.pvalue, len(res.module), len(set(res.module) & set(truth["module_genes"]))
+    ('low_grade_dysplastic_nodule', 0.05, 14, 14)
     >>> a.uns["critical_state"]["params"]["method"]
     'dnb'
     """
@@ -267,6 +270,8 @@ def critical_state(
     if not 2 <= min_module_size <= n_feat:
         raise DataValidationError(f"min_module_size={min_module_size} must be between 2 and the number of features "
                                   f"({n_feat})")
+    if n_candidates is None:
+        n_candidates = min(2000, n_feat, max(150, int(np.ceil(0.15 * n_feat))))
     if n_candidates < min_module_size:
         raise DataValidationError(f"n_candidates={n_candidates} is below min_module_size={min_module_size}; raise it")
     if n_permutations < 0 or feature_null < 0:

@@ -32,7 +32,7 @@ __all__ = [
     "select_candidates",
 ]
 
-PRESELECT = ("sd", "change")
+PRESELECT = ("sd", "change", "sd_ratio")
 DEFAULT_CUT_DISTANCE = 0.3   # average linkage: merged groups keep a mean |r| of at least 0.7
 DEFAULT_EDGE_THRESHOLD = 0.8  # correlation graph: an edge where |r| >= 0.8
 DEFAULT_MIN_SIZE = 5
@@ -48,6 +48,9 @@ def candidate_scores(sd: np.ndarray, mean: np.ndarray, n: int, *, method: str,
     if method == "sd" or ref is None:
         return sd
     sd_r, mean_r, n_r = ref
+    if method == "sd_ratio":  # variance rising against the reference: the DNB signature (Chen et al. 2012)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.nan_to_num(sd / sd_r, nan=0.0, posinf=0.0)
     pooled = np.sqrt(((n - 1) * sd**2 + (n_r - 1) * sd_r**2) / (n + n_r - 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.abs(mean - mean_r) / pooled
@@ -62,7 +65,7 @@ def top_candidates(score: np.ndarray, n_candidates: int) -> np.ndarray:
 def select_candidates(
     data: Any,
     *,
-    method: Literal["sd", "change"] = "sd",
+    method: Literal["sd", "change", "sd_ratio"] = "sd",
     n_candidates: int | None = None,
     reference: Any = None,
 ) -> np.ndarray:
@@ -276,7 +279,7 @@ def stage_modules(x: np.ndarray, groups: Sequence[np.ndarray], o: StageOptions, 
     ``keep``, the modules (feature positions), their index arrays and the stage's data.
     """
     ref = None
-    if o.preselect == "change":
+    if o.preselect in ("change", "sd_ratio"):
         xr = x[groups[o.reference]]
         ref = (xr.std(axis=0, ddof=1), xr.mean(axis=0), xr.shape[0])
     out = []
@@ -299,6 +302,8 @@ def stage_modules(x: np.ndarray, groups: Sequence[np.ndarray], o: StageOptions, 
         idx = np.where(np.isfinite(arr["index"]), arr["index"], -np.inf)
         best = int(np.argmax(idx)) if idx.size else -1  # first of equal maxima: the larger module
         stat = float(idx[best]) if best >= 0 else -np.inf
+        if ref is not None and s == o.reference:
+            stat = -np.inf  # pre-selection against the reference: the reference itself cannot be the critical stage
         res = {"stat": stat, "best": best, "n_candidates": int(cand.size)}
         if keep:
             res.update(modules=mods, arrays=arr, x=xs, z=z, sd=sd)
