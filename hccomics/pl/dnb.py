@@ -136,11 +136,16 @@ def dnb_sample_scores(obs: pd.DataFrame, key: str, *, stage_key: str = "stage", 
     return fig
 
 
-def dnb_landscape(landscape: pd.DataFrame, stages: pd.Series, *, title: str = "Landscape DNB: local scores per sample") -> go.Figure:
-    """Heatmap of local DNB scores: samples (rows, by stage) x features (columns)."""
+def dnb_landscape(landscape: pd.DataFrame, stages: pd.Series, *, zmax: float | None = None,
+                  title: str = "Landscape DNB: local scores per sample") -> go.Figure:
+    """Heatmap of local DNB scores: samples (rows, by stage) x features (columns).
+
+    ``zmax`` caps the colour scale (e.g. a high percentile), so that a few extreme local scores
+    do not flatten the rest; values above it show in the top colour.
+    """
     stage_of = stages.reindex(landscape.index).astype(str)
     fig = go.Figure(go.Heatmap(z=landscape.to_numpy(), x=list(landscape.columns), y=list(landscape.index),
-                               colorscale="Viridis", colorbar=dict(title="local score"),
+                               colorscale="Viridis", colorbar=dict(title="local score"), zmin=0, zmax=zmax,
                                customdata=np.tile(stage_of.to_numpy()[:, None], (1, landscape.shape[1])),
                                hovertemplate="%{y} (%{customdata})<br>%{x}: %{z:.2f}<extra></extra>"))
     starts = np.flatnonzero(np.r_[True, stage_of.to_numpy()[1:] != stage_of.to_numpy()[:-1]])
