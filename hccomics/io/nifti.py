@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from hccomics.errors import DataValidationError
@@ -56,6 +55,7 @@ def save_nifti(data: np.ndarray, path: str | Path, *, affine: np.ndarray) -> Pat
     --------
     >>> import tempfile, pathlib
     >>> out = save_nifti(np.zeros((4, 3, 2), np.uint8), pathlib.Path(tempfile.mkdtemp()) / "m.nii.gz", affine=np.eye(4))
+    >>> import nibabel as nib
     >>> img = nib.load(out)
     >>> img.shape, img.get_data_dtype().name, img.header["descrip"].item(), int(img.header["qform_code"])
     ((4, 3, 2), 'uint8', b'hccomics', 1)
@@ -66,6 +66,8 @@ def save_nifti(data: np.ndarray, path: str | Path, *, affine: np.ndarray) -> Pat
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise DataValidationError(f"affine must be a finite 4 x 4 matrix, got shape {affine.shape}")
+    import nibabel as nib  # here, not at import: nibabel pulls in pydicom
+
     img = nib.Nifti1Image(np.asarray(data), affine)
     header = img.header
     header.set_qform(affine, code=_XFORM_SCANNER)
@@ -93,6 +95,8 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     DataValidationError
         When the file is not NIfTI, or is truncated or corrupt (the header may still load).
     """
+    import nibabel as nib
+
     try:
         img = nib.load(str(path))
     except Exception as exc:  # noqa: BLE001 - nibabel raises several types for a bad header
