@@ -27,7 +27,7 @@ __all__ = ["DEMO_PROFILES", "DemoProfile", "demo_cohort_dir", "make_demo_cohort"
 
 logger = logging.getLogger(__name__)
 # bumped whenever the generator's output changes, so that cached cohorts are regenerated
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 
 @dataclass(frozen=True)

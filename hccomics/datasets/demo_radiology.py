@@ -228,8 +228,12 @@ def _patient_images(pid: str, row: pd.Series, grid: Grid, model: RadiologyModel,
                        band=model.band_strength_ct[col] * p.band_scale_ct, necrosis=model.necrosis_hu)
         img = _finish(img, grid, m, rng, model.ct_noise_hu, model, clip_min=-1024)
         transforms[f"CT/{phase}"] = (np.eye(4) if m is None else m).round(6).tolist()
+        # each moving phase carries its own liver mask (the reference liver seen through its misalignment), so that
+        # registration QC can report liver overlap before and after; deterministic, no draw from rng
+        phase_masks = masks if m is None else [
+            {"label": "liver", "path": write(f"ct_{phase}_liver_mask", _resample(anatomy.liver.astype(np.uint8), grid, m, order=0), np.uint8)}]
         series.append({"patient_id": pid, "modality": "CT", "phase": phase, "path": write(f"ct_{phase}", img, np.int16),
-                       "masks": masks if phase == CT_REFERENCE else []})
+                       "masks": phase_masks})
     if has_mri:
         exam = _misalign(rng, anatomy, model, pts)
         within = _misalign(rng, anatomy, model, pts)  # DWI (and its ADC map) against T2 in the same exam
