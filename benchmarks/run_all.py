@@ -13,6 +13,7 @@ sys.path.insert(0, str(HERE))
 import bench_de  # noqa: E402
 import bench_import  # noqa: E402
 import bench_dnb  # noqa: E402
+import bench_segmentation  # noqa: E402
 import bench_suite  # noqa: E402
 
 
@@ -28,7 +29,7 @@ def _markdown(rows: list[dict]) -> str:
 def main() -> int:
     import os
 
-    rows = bench_import.run() + bench_de.run() + bench_dnb.run() + bench_suite.run()
+    rows = bench_import.run() + bench_de.run() + bench_dnb.run() + bench_segmentation.run() + bench_suite.run()
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-SUBPACKAGES = ["hccomics.io", "hccomics.io.public", "hccomics.datasets", "hccomics.omics", "hccomics.dnb", "hccomics.survival",
+SUBPACKAGES = ["hccomics.io", "hccomics.io.public", "hccomics.datasets", "hccomics.omics", "hccomics.dnb", "hccomics.survival", "hccomics.imaging",
                "hccomics.pipeline", "hccomics.pl", "hccomics.settings",
                "hccomics.errors"]
 

@@ -45,3 +45,19 @@ def test_dnb_one_seed() -> None:
     assert 0 < row["pvalue"] <= 1 and row["module_size"] >= 5
     null = dnb_checks.null_rate(2, n_permutations=19)  # the calibration itself needs 200 series: make validate
     assert 0.0 <= null["null_rate_p05"] <= 1.0
+
+
+def test_segmentation_one_seed(tmp_path: Path) -> None:
+    """The segmentation validation end to end on the smoke cohort, few epochs: every model and figure of the table."""
+    import segmentation_checks
+
+    row, models = segmentation_checks.check_seed(0, workdir=tmp_path, quick=True, profile="smoke", architectures=("convlstm",))
+    expected = {"two-stage unet", "two-stage unet fold 0", "two-stage unet fold 1", "two-stage unet, no post-processing",
+                "unregistered two-stage unet", "single-stage unet", "two-stage convlstm", "Otsu in the true liver"}
+    assert set(models.index) == expected
+    assert models["liver_dice"].drop("Otsu in the true liver").between(0, 1).all()
+    for name in ("two_stage_minus_single", "registered_minus_unregistered"):
+        assert row[f"{name}_ci_low"] <= row[name] <= row[f"{name}_ci_high"]
+    assert row["false_positives_removed"] >= 0  # post-processing only removes components
+    # registration of the smoke phases must improve the liver overlap (independent of the networks)
+    assert row["registration_liver_dice_gain"] > 0

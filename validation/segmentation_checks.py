@@ -1,0 +1,153 @@
+"""Lesion segmentation on the demo cohort: held-out patients, 5-fold training, model and input comparisons.
+
+Per seed: the demo cohort of that seed, its phases registered, 20% of patients held out, then on the rest
+5-fold training of: the two-stage 3D U-Net on registered phases (the reference model), the same on unregistered
+phases, a single-stage whole-volume U-Net, the attention U-Net and the 4D ConvLSTM variant (sharing the
+reference model's liver stage), and the Otsu baseline inside the true liver. Paired bootstrap CIs (over held-out
+patients) of per-patient tumour Dice differences. Usage: ``python validation/segmentation_checks.py [N_SEEDS]``.
+CI runs a one-fold-pair, few-epoch version through ``tests/test_validation_one_seed.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from criteria import summarise
+
+from hccomics import imaging
+from hccomics.datasets import demo_cohort_dir, make_demo_cohort
+from hccomics.io import image_table
+
+CRITERIA = {
+    "lesion_dice_2cm": ("mean", ">=", 0.75),
+    "recall_1cm": ("mean", ">=", 0.9),
+    "otsu_tumour_dice": ("mean", "<=", 0.6),
+    "two_stage_minus_single_ci_low": ("min", ">", 0.0),
+    "registered_minus_unregistered_ci_low": ("min", ">", 0.0),
+    "ensemble_minus_mean_fold": ("min", ">=", 0.0),
+    "ensemble_minus_chosen_fold": ("min", ">=", 0.0),
+    "false_positives_removed": ("min", ">", 0),
+    "liver_dice": ("mean", ">=", 0.95),
+}
+
+FULL = {"n_folds": 5, "liver_epochs": 30, "lesion_epochs": 40, "val_every": 10}
+QUICK = {"n_folds": 2, "liver_epochs": 4, "lesion_epochs": 4, "val_every": 2}
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b over patients with a percentile 95% CI from resampling patients."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    boots = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+def _tumour_dice(metrics: pd.DataFrame) -> pd.Series:
+    return metrics[metrics["structure"] == "lesion"].set_index("patient_id")["dice"]
+
+
+def _false_positives(detection: pd.DataFrame) -> int:
+    p = detection[detection["kind"] == "predicted"]
+    return int((~p["true_positive"].astype(bool)).sum())
+
+
+def check_seed(seed: int, *, workdir: Path, quick: bool = False, architectures: tuple[str, ...] = ("attention_unet", "convlstm"),
+               profile: str = "demo") -> tuple[dict, pd.DataFrame]:
+    """One seed: the criteria row and the per-model comparison table."""
+    cfg = QUICK if quick else FULL
+    t0 = time.perf_counter()
+    manifest = make_demo_cohort(demo_cohort_dir(profile, seed=seed), profile=profile, seed=seed)
+    table = image_table(manifest)
+    registered, qc = imaging.register_cohort(table, modality="CT", out_dir=workdir / f"seed{seed}" / "registered", seed=seed)
+    items = imaging.segmentation_items(registered)
+    raw_items = imaging.segmentation_items(table)
+    pids = [it["patient_id"] for it in items]
+    rng = np.random.default_rng(1000 + seed)
+    test = set(rng.choice(pids, size=max(2, len(pids) // 5), replace=False))
+    train = [it for it in items if it["patient_id"] not in test]
+    held = [it for it in items if it["patient_id"] in test]
+    raw_train = [it for it in raw_items if it["patient_id"] not in test]
+    raw_held = [it for it in raw_items if it["patient_id"] in test]
+    folds = imaging.kfold_split([it["patient_id"] for it in train], n_folds=cfg["n_folds"], seed=seed)
+    spacing = {"coarse_spacing": (3.0, 3.0, 6.0), "fine_spacing": (1.5, 1.5, 3.0), "patch_size": (64, 64, 32)} if profile == "demo" \
+        else {"coarse_spacing": (4.0, 4.0, 8.0), "fine_spacing": (2.0, 2.0, 4.0), "patch_size": (32, 32, 16)}
+    common = dict(n_folds=cfg["n_folds"], liver_epochs=cfg["liver_epochs"], lesion_epochs=cfg["lesion_epochs"],
+                  val_every=cfg["val_every"], seed=seed, progress=False, **spacing)
+    base = workdir / f"seed{seed}"
+    results: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def run(name: str, seg: imaging.LesionSegmenter, tr: list, te: list, **predict) -> imaging.LesionSegmenter:
+        if seg.models_ is None:
+            seg.fit(tr, folds=folds)
+        pred = seg.predict(te, out_dir=base / "predictions" / name.replace(" ", "_").replace(",", ""), **predict)
+        results[name] = imaging.evaluate_segmentation(te, pred, model=name)
+        # kept as they finish: an interrupted validation still has its measurements (and resumes its training)
+        (base / "eval").mkdir(parents=True, exist_ok=True)
+        for kind, frame in zip(("metrics", "detection"), results[name]):
+            frame.to_csv(base / "eval" / f"{kind}_{name.replace(' ', '_').replace(',', '')}.csv", index=False)
+        return seg
+
+    ref = run("two-stage unet", imaging.LesionSegmenter(work_dir=base / "models", **common), train, held)
+    for k in range(cfg["n_folds"]):
+        run(f"two-stage unet fold {k}", ref, train, held, folds=k)
+    run("two-stage unet, no post-processing", ref, train, held, postprocess=False)
+    run("unregistered two-stage unet", imaging.LesionSegmenter(work_dir=base / "models_unregistered", **common), raw_train, raw_held)
+    run("single-stage unet", imaging.LesionSegmenter(two_stage=False, work_dir=base / "models", **common), train, held)
+    for arch in architectures:
+        run(f"two-stage {arch}", imaging.LesionSegmenter(architecture=arch, work_dir=base / "models", **common), train, held)
+    otsu = imaging.otsu_baseline(held, out_dir=base / "predictions" / "otsu")
+    results["Otsu in the true liver"] = imaging.evaluate_segmentation(held, otsu, model="Otsu in the true liver")
+
+    rows = []
+    for name, (m, d) in results.items():
+        ref_l = d[d["kind"] == "reference"]
+        rows.append({"model": name, "liver_dice": m.loc[m["structure"] == "liver", "dice"].mean(),
+                     "tumour_dice": _tumour_dice(m).mean(), "hd95_mm_median": m.loc[m["structure"] == "lesion", "hd95_mm"].median(),
+                     "lesion_dice_2cm": ref_l.loc[ref_l["diameter_mm"] >= 20, "dice"].mean(),
+                     "recall_1cm": ref_l.loc[ref_l["diameter_mm"] >= 10, "detected"].mean(),
+                     "recall_under_1cm": ref_l.loc[ref_l["diameter_mm"] < 10, "detected"].mean(),
+                     "false_positives": _false_positives(d), "n_lesions_2cm": int((ref_l["diameter_mm"] >= 20).sum())})
+    table_models = pd.DataFrame(rows).set_index("model")
+    dice = {name: _tumour_dice(m) for name, (m, _) in results.items()}
+    order = dice["two-stage unet"].index
+    ens = dice["two-stage unet"].loc[order].to_numpy()
+    fold_means = np.mean([dice[f"two-stage unet fold {k}"].loc[order] for k in range(cfg["n_folds"])], axis=0)
+    chosen = int(ref.fold_scores_.query("stage == 'lesion'").sort_values("val_dice").iloc[-1]["fold"])
+    ts, ts_lo, ts_hi = paired_bootstrap(ens, dice["single-stage unet"].loc[order].to_numpy(), seed=seed)
+    rg, rg_lo, rg_hi = paired_bootstrap(ens, dice["unregistered two-stage unet"].loc[order].to_numpy(), seed=seed)
+    main = table_models.loc["two-stage unet"]
+    row = {
+        "seed": seed, "liver_dice": main["liver_dice"], "tumour_dice": main["tumour_dice"],
+        "lesion_dice_2cm": main["lesion_dice_2cm"], "recall_1cm": main["recall_1cm"],
+        "otsu_tumour_dice": table_models.loc["Otsu in the true liver", "tumour_dice"],
+        "two_stage_minus_single": ts, "two_stage_minus_single_ci_low": ts_lo, "two_stage_minus_single_ci_high": ts_hi,
+        "registered_minus_unregistered": rg, "registered_minus_unregistered_ci_low": rg_lo,
+        "registered_minus_unregistered_ci_high": rg_hi,
+        "ensemble_minus_mean_fold": float(ens.mean() - fold_means.mean()),
+        "ensemble_minus_chosen_fold": float(ens.mean() - dice[f"two-stage unet fold {chosen}"].loc[order].mean()),
+        "false_positives_removed": int(table_models.loc["two-stage unet, no post-processing", "false_positives"]
+                                       - main["false_positives"]),
+        "registration_liver_dice_gain": float((qc["liver_dice_after"] - qc["liver_dice_before"]).mean()),
+        "minutes": (time.perf_counter() - t0) / 60,
+    }
+    return row, table_models.assign(seed=seed)
+
+
+def run(seeds=range(2), *, workdir: Path | None = None, quick: bool = False) -> pd.DataFrame:
+    workdir = workdir or Path(__file__).resolve().parent / "results" / "segmentation_work"
+    rows, tables = [], []
+    for s in seeds:
+        row, models = check_seed(s, workdir=workdir, quick=quick)
+        rows.append(row)
+        tables.append(models)
+        pd.concat(tables).to_csv(Path(__file__).resolve().parent / "results" / "segmentation_models.csv")
+    return summarise(rows, CRITERIA)
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    print(run(range(n)).to_string())
