@@ -53,7 +53,8 @@ def test_segmentation_one_seed(tmp_path: Path) -> None:
 
     row, models = segmentation_checks.check_seed(0, workdir=tmp_path, quick=True, profile="smoke", architectures=("convlstm",))
     expected = {"two-stage unet", "two-stage unet fold 0", "two-stage unet fold 1", "two-stage unet, no post-processing",
-                "unregistered two-stage unet", "single-stage unet", "two-stage convlstm", "Otsu in the true liver"}
+                "unregistered two-stage unet", "single-stage unet", "two-stage unet (8, 16, 32, 64)",
+                "two-stage convlstm (8, 16, 32, 64)", "Otsu in the true liver"}
     assert set(models.index) == expected
     assert models["liver_dice"].drop("Otsu in the true liver").between(0, 1).all()
     for name in ("two_stage_minus_single", "registered_minus_unregistered"):

@@ -121,6 +121,9 @@ class Trainer:
         Where ``last.pt`` (model, optimiser, scheduler, scaler, epoch, history and every RNG state: python, numpy,
         torch, CUDA, sampler and each MONAI random transform) is written atomically after each epoch; a later
         ``fit`` with the same configuration resumes from it. ``None``: no checkpoints.
+    config
+        What else defines the run (data, spacing, patients, ...): part of the checkpoint's identity, so that a
+        checkpoint of another configuration is never resumed.
     progress
         Show a tqdm bar over epochs.
 
@@ -131,7 +134,9 @@ class Trainer:
     writes checkpoints. Gradients are averaged over processes, so N processes with batch b equal one process with
     batch N·b when the network's normalisation does not mix samples (instance norm, as in the project's networks).
     DataLoader workers are not used (``num_workers=0``): the random transforms then run in this process, which is what
-    makes the resume bit-identical; MONAI's ``CacheDataset`` keeps the deterministic part cached.
+    makes the resume bit-identical on the CPU (tested) for a single process; cuDNN kernels and DDP ranks (each seeded
+    ``seed + rank``, states saved from rank 0) resume statistically, not bit for bit. MONAI's ``CacheDataset`` keeps
+    the deterministic part of the transforms cached.
 
     Examples
     --------
@@ -148,7 +153,8 @@ class Trainer:
 
     def __init__(self, model: nn.Module, *, loss: Callable, epochs: int = 50, lr: float = 1e-3, weight_decay: float = 1e-5,
                  batch_size: int = 2, scheduler: str | None = "cosine", amp: bool = True, device: str = "auto", seed: int = 0,
-                 checkpoint_dir: str | Path | None = None, progress: bool = True, desc: str = "train") -> None:
+                 checkpoint_dir: str | Path | None = None, config: dict | None = None, progress: bool = True,
+                 desc: str = "train") -> None:
         from hccomics._options import check_option
         from hccomics.settings import resolve_device
 
@@ -164,14 +170,16 @@ class Trainer:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.amp = bool(amp) and self.device.type == "cuda"
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.config = dict(config or {})
         self.history_: pd.DataFrame | None = None
 
     # -- state ---------------------------------------------------------------------------------------------
     def _config_hash(self, n_items: int) -> str:
         cfg = {"epochs": self.epochs, "lr": self.lr, "wd": self.weight_decay, "batch": self.batch_size, "seed": self.seed,
                "scheduler": self.scheduler_name, "n": n_items, "model": type(self.model).__name__,
-               "params": sum(p.numel() for p in self.model.parameters())}
-        return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+               "params": sum(p.numel() for p in self.model.parameters()), "amp": self.amp, "device": self.device.type,
+               "world": int(os.environ.get("WORLD_SIZE", "1")), "extra": self.config}
+        return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _rng_state(self, generator: torch.Generator, transforms: list) -> dict:
         py = random.getstate()
@@ -208,22 +216,25 @@ class Trainer:
         the last one. ``stop_after=k`` ends after epoch k as an interruption would (the checkpoint holds epoch k).
         ``shuffle=False`` reads the data in order (under DDP rank r reads items r, r + N, ...).
         """
-        from monai.data import DataLoader, DistributedSampler
+        from monai.data import DataLoader, DistributedSampler, pad_list_data_collate
         from tqdm.auto import tqdm
 
-        torch.manual_seed(self.seed)
+        distributed = _distributed()
+        rank = torch.distributed.get_rank() if distributed else 0
+        torch.manual_seed(self.seed + rank)
         generator = torch.Generator().manual_seed(self.seed)
         transforms = _random_transforms(getattr(dataset, "transform", None))
-        for k, t in enumerate(transforms):
-            t.R = np.random.RandomState(self.seed + k)  # set_random_state would also reseed nested ones
-        distributed = _distributed()
         if distributed:
             sampler = DistributedSampler(dataset, shuffle=shuffle, seed=self.seed, even_divisible=True)
         elif shuffle:
             sampler = torch.utils.data.RandomSampler(dataset, generator=generator)
         else:
             sampler = torch.utils.data.SequentialSampler(dataset)
-        loader = DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=0)
+        # pad_list_data_collate: whole volumes of a real cohort differ in shape after resampling
+        loader = DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=0,
+                            collate_fn=pad_list_data_collate)
+        for k, t in enumerate(transforms):  # after the DataLoader, which reseeds the dataset's transforms itself
+            t.R = np.random.RandomState(self.seed + 1000 * rank + k)
         model = self.model.to(self.device)
         net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if distributed else model
@@ -235,13 +246,14 @@ class Trainer:
         ckpt = self.checkpoint_dir / "last.pt" if self.checkpoint_dir else None
         config = self._config_hash(len(dataset))
         if ckpt is not None and ckpt.exists():
-            state = torch.load(ckpt, map_location=self.device, weights_only=True)
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)  # RNG states must stay on the CPU
             if state.get("config") == config:
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimizer"])
                 if sched is not None and state.get("scheduler") is not None:
                     sched.load_state_dict(state["scheduler"])
-                scaler.load_state_dict(state["scaler"])
+                if state["scaler"]:
+                    scaler.load_state_dict(state["scaler"])
                 self._set_rng_state(state["rng"], generator, transforms)
                 rows = [dict(r) for r in state["history"]]
                 start = int(state["epoch"]) + 1

@@ -40,14 +40,16 @@ def ensemble_probabilities(x: torch.Tensor, models: Sequence[torch.nn.Module], *
 
 
 def predict_volume(item: dict, transform: mt.Compose, models: Sequence[torch.nn.Module], *, roi_size: Sequence[int] | None,
-                   device: torch.device, sw_batch_size: int = 2, overlap: float = 0.25, amp: bool = True) -> np.ndarray:
+                   device: str | torch.device = "auto", sw_batch_size: int = 2, overlap: float = 0.25, amp: bool = True) -> np.ndarray:
     """Class probabilities of one exam on its input voxel grid (C, X, Y, Z), through pre-processing and back.
 
     The pre-processing is inverted with MONAI's ``Invertd`` (padding, crop, resampling, orientation), so that the
     probabilities line up with the files the item names, whatever their orientation.
     """
     from hccomics.imaging.transforms import data_errors
+    from hccomics.settings import resolve_device
 
+    device = torch.device(resolve_device(device)) if isinstance(device, str) else device
     with data_errors():
         d = transform(item)
     image = d["image"]

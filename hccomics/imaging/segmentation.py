@@ -162,12 +162,15 @@ class LesionSegmenter:
             raise DataValidationError(f"fold patients {unknown[:5]} are not among the items")
         device = self._device()
         n_phases = len(items[0]["image"])
-        self.models_, histories, scores = {}, [], []
+        phases = list(items[0]["phases"])
+        if any(list(it["phases"]) != phases for it in items):
+            raise DataValidationError("items stack different phases; build them with one segmentation_items call")
+        models, histories, scores = {}, [], []
         for stage in self._stages():
             with data_errors():  # a NaN volume is named, not buried in MONAI's "applying transform"
                 train_ds = CacheDataset(items, transform=self._transform(stage, train=True), cache_rate=1.0, progress=False)
                 val_ds = CacheDataset(items, transform=self._transform(stage, train=False), cache_rate=1.0, progress=False)
-            self.models_[stage] = []
+            models[stage] = []
             for k, val_pids in enumerate(folds):
                 train_idx = [i for i, p in enumerate(pids) if p not in set(val_pids)]
                 val_idx = [i for i, p in enumerate(pids) if p in set(val_pids)]
@@ -181,17 +184,19 @@ class LesionSegmenter:
                 trainer = Trainer(model, loss=DiceCELoss(to_onehot_y=True, softmax=True), batch_size=self.batch_size,
                                   epochs=self.liver_epochs if stage == "liver" else self.lesion_epochs, lr=self.lr,
                                   amp=self.amp, device=self.device, seed=self.seed + k, checkpoint_dir=ckpt,
-                                  progress=self.progress, desc=f"{stage} fold {k + 1}/{len(folds)}")
+                                  progress=self.progress, desc=f"{stage} fold {k + 1}/{len(folds)}",
+                                  config={**self.params, "stage": stage, "phases": phases,
+                                          "train": sorted(pids[i] for i in train_idx), "images": [items[i]["image"] for i in train_idx]})
                 hist = trainer.fit(sub, validate=validate if val_idx else None, val_every=self.val_every)
                 if ckpt is not None and is_main_process():
                     trainer.save_weights(ckpt / "model.pt")
                 model.eval()
-                self.models_[stage].append(model)
+                models[stage].append(model)
                 histories.append(hist.assign(fold=k, stage=stage))
                 final = hist["val_dice"].dropna()
                 scores.append({"fold": k, "stage": stage, "val_dice": float(final.iloc[-1]) if len(final) else float("nan"),
                                "n_train": len(train_idx), "n_val": len(val_idx)})
-        self.folds_ = folds
+        self.models_, self.folds_, self.phases_ = models, folds, phases
         self.history_ = pd.concat(histories, ignore_index=True)[["fold", "stage", "epoch", "train_loss", "val_dice", "lr", "seconds"]]
         self.fold_scores_ = pd.DataFrame(scores)
         if self.work_dir is not None and is_main_process():
@@ -225,10 +230,13 @@ class LesionSegmenter:
             raise NotFittedError("LesionSegmenter is not fitted; call fit(items) first")
 
     def _select(self, stage: str, folds: int | Sequence[int] | Literal["all"]) -> list[torch.nn.Module]:
+        import numbers
+
         models = self.models_[stage]
-        if folds == "all":
+        if isinstance(folds, str):
+            check_option("folds", folds, ("all",))
             return models
-        idx = [folds] if isinstance(folds, int) else list(folds)
+        idx = [int(folds)] if isinstance(folds, numbers.Integral) else [int(k) for k in folds]
         bad = [k for k in idx if not 0 <= k < len(models)]
         if bad:
             raise DataValidationError(f"folds {bad} do not exist; this model has folds 0..{len(models) - 1}")
@@ -248,6 +256,10 @@ class LesionSegmenter:
         from hccomics.io.nifti import save_nifti
 
         self._check_fitted()
+        wrong = [it["patient_id"] for it in items if list(it["phases"]) != self.phases_]
+        if wrong:
+            raise DataValidationError(f"items of {wrong[:5]} stack the phases in another order or set; expected "
+                                      f"{self.phases_} as in training")
         device = self._device()
         out_dir = Path(out_dir)
         for m in (m for models in self.models_.values() for m in models):
@@ -275,7 +287,7 @@ class LesionSegmenter:
                                    **{**infer, "roi_size": self._roi("single")})
                 liver = keep_largest_component(p.argmax(0) >= 1)
                 liver_path = save_nifti(liver.astype(np.uint8), out_dir / pid / "liver.nii.gz", affine=affine)
-                lesion_prob = p[2]
+                lesion_prob = (p.argmax(0) == 2).astype(np.float32)  # as trained and validated: by argmax
             if postprocess:
                 lesions = postprocess_lesions(lesion_prob, liver, spacing=spacing, threshold=self.threshold,
                                               min_lesion_mm3=self.min_lesion_mm3)
@@ -288,13 +300,34 @@ class LesionSegmenter:
                          "n_lesions": int(lesions.max())})
         return pd.DataFrame(rows, columns=["patient_id", "liver_path", "lesion_path", "n_lesions"])
 
-    def preprocess(self, item: dict, *, stage: str = "lesion") -> dict:
+    def preprocess(self, item: dict, *, stage: str | None = None) -> dict:
         """One exam through a stage's inference pre-processing (what that stage's network sees), e.g. for figures.
 
-        The lesion stage crops to the item's reference ``liver`` mask here.
+        ``stage`` defaults to the last one (lesion, or single); the lesion stage crops to the item's reference liver.
         """
-        check_option("stage", stage, self._stages())
-        return self._transform(stage, train=False)(item)
+        from hccomics.imaging.transforms import data_errors
+
+        stage = check_option("stage", stage or self._stages()[-1], self._stages())
+        with data_errors():
+            return self._transform(stage, train=False)(item)
+
+    def predict_out_of_fold(self, items: Sequence[dict], *, out_dir: str | Path, postprocess: bool = True) -> pd.DataFrame:
+        """Like :meth:`predict`, but a training patient is segmented by the fold model that did not train on it.
+
+        Patients outside the training folds get the fold ensemble. The ``fold`` column says which ("ensemble" or k),
+        so that agreement statistics never rest on a model that saw the patient.
+        """
+        self._check_fitted()
+        where = {p: k for k, fold in enumerate(self.folds_) for p in fold}
+        tables = []
+        for k in [*range(len(self.folds_)), None]:
+            chosen = [it for it in items if where.get(it["patient_id"]) == k]
+            if chosen:
+                t = self.predict(chosen, out_dir=out_dir, folds="all" if k is None else k, postprocess=postprocess)
+                tables.append(t.assign(fold="ensemble" if k is None else str(k)))
+        order = [it["patient_id"] for it in items]
+        out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["patient_id", "fold"])
+        return out.set_index("patient_id").loc[order].reset_index()
 
     @property
     def summary(self) -> pd.DataFrame:

@@ -78,7 +78,7 @@ class StageLabeld(mt.MapTransform):
         elif self.stage == "lesion":
             label = lesion > 0
         else:
-            label = (liver > 0).to(torch.uint8) + ((lesion > 0) & (liver > 0)).to(torch.uint8)
+            label = ((liver > 0) | (lesion > 0)).to(torch.uint8) + (lesion > 0).to(torch.uint8)
         d[self.label_key] = label.to(torch.float32)  # a MetaTensor op: the meta (affine, history) carries over
         return d
 
@@ -161,8 +161,9 @@ def segmentation_transforms(
             else:
                 chain.append(mt.RandCropByPosNegLabeld(keys=data_keys, label_key="label", spatial_size=tuple(patch_size),
                                                        pos=1.0, neg=1.0, num_samples=samples_per_volume))
-        chain += [mt.RandFlipd(keys=data_keys, prob=0.5, spatial_axis=0),
-                  mt.RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
+        if stage == "lesion":  # a left-right flip of a whole abdomen would hide which side the liver is on
+            chain.append(mt.RandFlipd(keys=data_keys, prob=0.5, spatial_axis=0))
+        chain += [mt.RandScaleIntensityd(keys="image", factors=0.1, prob=0.5),
                   mt.RandShiftIntensityd(keys="image", offsets=0.05, prob=0.5)]
     chain.append(mt.EnsureTyped(keys=data_keys, dtype=torch.float32, track_meta=not train))
     if train:
