@@ -65,8 +65,9 @@ class LesionSegmenter:
     min_lesion_mm3
         Connected components smaller than this are dropped (``postprocess=False`` in :meth:`predict` keeps them).
     work_dir
-        Checkpoints and weights: ``fold{k}/liver/`` and ``fold{k}/{lesion|single}_{architecture}/`` with ``last.pt`` and
-        ``model.pt``; a rerun resumes or reuses them, and models of other architectures reuse the liver stage.
+        Checkpoints and weights: ``fold{k}/liver/`` and ``fold{k}/{lesion|single}_{architecture}_{channels}/`` with
+        ``last.pt`` and ``model.pt``; a rerun resumes or reuses them, and models of other architectures or widths
+        reuse the liver stage (its checkpoint's identity holds only the liver settings, the data and the patients).
     device, amp, seed, progress
         ``"auto"`` device; mixed precision on CUDA; local seed; tqdm bars.
 
@@ -106,6 +107,15 @@ class LesionSegmenter:
                 "lesion_epochs", "channels", "liver_channels", "patch_size", "batch_size", "samples_per_volume", "lr",
                 "min_lesion_mm3", "threshold", "val_every", "seed")
         return {k: getattr(self, k) for k in keys}
+
+    def _stage_params(self, stage: str) -> dict:
+        """What defines one stage's training (a checkpoint's identity): the liver stage ignores the lesion settings."""
+        shared = {k: getattr(self, k) for k in ("modality", "batch_size", "lr", "seed")}
+        if stage == "liver":
+            return {**shared, "stage": stage, "spacing": self.coarse_spacing, "epochs": self.liver_epochs,
+                    "channels": self.liver_channels}
+        return {**shared, "stage": stage, "spacing": self.fine_spacing, "epochs": self.lesion_epochs, "channels": self.channels,
+                "architecture": self.architecture, "patch_size": self.patch_size, "samples": self.samples_per_volume}
 
     def _stages(self) -> list[str]:
         return ["liver", "lesion"] if self.two_stage else ["single"]
@@ -178,14 +188,14 @@ class LesionSegmenter:
                 model = self._network(stage, n_phases)
                 sub = _Subset(train_ds, train_idx)
                 validate = self._validator(val_ds, val_idx, stage, device)
-                # the lesion models of several architectures share one work_dir (and its liver models)
-                name = stage if stage == "liver" else f"{stage}_{self.architecture}"
+                # the lesion models of several architectures and widths share one work_dir (and its liver models)
+                name = stage if stage == "liver" else f"{stage}_{self.architecture}_{'-'.join(map(str, self.channels))}"
                 ckpt = self.work_dir / f"fold{k}" / name if self.work_dir is not None else None
                 trainer = Trainer(model, loss=DiceCELoss(to_onehot_y=True, softmax=True), batch_size=self.batch_size,
                                   epochs=self.liver_epochs if stage == "liver" else self.lesion_epochs, lr=self.lr,
                                   amp=self.amp, device=self.device, seed=self.seed + k, checkpoint_dir=ckpt,
                                   progress=self.progress, desc=f"{stage} fold {k + 1}/{len(folds)}",
-                                  config={**self.params, "stage": stage, "phases": phases,
+                                  config={**self._stage_params(stage), "phases": phases,
                                           "train": sorted(pids[i] for i in train_idx), "images": [items[i]["image"] for i in train_idx]})
                 hist = trainer.fit(sub, validate=validate if val_idx else None, val_every=self.val_every)
                 if ckpt is not None and is_main_process():
