@@ -166,6 +166,11 @@ def test_two_stage_smoke_run(items: list[dict], tmp_path: Path) -> None:
     liver, affine = read_nifti(pred.loc[0, "liver_path"])
     ref, ref_affine = read_nifti(test[0]["image"][0])
     assert liver.shape == ref.shape and np.allclose(affine, ref_affine)
+    # out of fold: a training patient is segmented by the model of the fold that held it out
+    oof = seg.predict_out_of_fold([*train[:2], *test], out_dir=tmp_path / "oof")
+    where = {p: str(k) for k, fold in enumerate(seg.folds_) for p in fold}
+    assert oof["fold"].tolist() == [where[train[0]["patient_id"]], where[train[1]["patient_id"]], "ensemble"]
+    assert oof["patient_id"].tolist() == [it["patient_id"] for it in (*train[:2], *test)]
     # a second fit with the same work_dir reuses the finished checkpoints instead of training again
     again = imaging.LesionSegmenter(n_folds=2, liver_epochs=3, lesion_epochs=3, val_every=3, progress=False,
                                     work_dir=tmp_path / "models", **SMOKE).fit(train)
