@@ -74,8 +74,11 @@ class LesionSegmenter:
     Examples
     --------
     >>> seg = LesionSegmenter(n_folds=2, liver_epochs=1, lesion_epochs=1)
-    >>> seg.predict([])  # doctest: +IGNORE_EXCEPTION_DETAIL
+    >>> seg.params["architecture"], seg.params["two_stage"], seg.params["n_folds"]
+    ('unet', True, 2)
+    >>> seg.predict([], out_dir="predictions")
     Traceback (most recent call last):
+    ...
     hccomics.errors.NotFittedError: LesionSegmenter is not fitted; call fit(items) first
     """
 
