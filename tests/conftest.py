@@ -27,6 +27,17 @@ def smoke_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def smoke_registered(smoke_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """The smoke cohort's CT and MRI phases registered onto their reference phase (tables of registered paths)."""
+    from hccomics import imaging
+    from hccomics.io import image_table
+
+    table = image_table(smoke_manifest)
+    out = tmp_path_factory.mktemp("registered")
+    return {m: imaging.register_cohort(table, modality=m, out_dir=out / m, n_jobs=2)[0] for m in ("CT", "MRI")}
+
+
+@pytest.fixture(scope="session")
 def demo_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_demo_cohort(tmp_path_factory.mktemp("demo"), profile="demo", seed=0)
 

@@ -62,3 +62,19 @@ def test_segmentation_one_seed(tmp_path: Path) -> None:
     assert row["false_positives_removed"] >= 0  # post-processing only removes components
     # registration of the smoke phases must improve the liver overlap (independent of the networks)
     assert row["registration_liver_dice_gain"] > 0
+
+
+def test_mvi_checks_one_seed(tmp_path: Path) -> None:
+    """The MVI validation end to end on the smoke cohort, one epoch: every model, ring and saliency method measured."""
+    import mvi_checks
+
+    row = mvi_checks.one_seed(0, epochs=1, width=0.0625, n_boot=50, profile="smoke", out=tmp_path, n_splits=2, n_repeats=1,
+                              crop_size=(16, 16, 8), crop_spacing=(2.0, 2.0, 4.0))
+    assert row["patients"] == 6 and 0 < row["mvi_positive"] < 6
+    assert row["ct_ring_peak_mm"] in mvi_checks.WIDTHS
+    for method in ("gradcam", "gradcampp", "gradient", "occlusion"):
+        mass = [row[f"{method}_{r}_mass"] for r in ("tumour", "ring_6mm", "rest_of_liver")]
+        assert all(0 <= m <= 1 for m in mass)
+    models = __import__("pandas").read_csv(tmp_path / "mvi_seed0.csv")
+    assert {"CNN CT", "CNN CT + MRI", "CNN expert-guided (stage 2)", "radiomics CT best ring"} <= set(models["model"])
+    assert row["deletion_auc_gradcam"] >= 0

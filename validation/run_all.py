@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE))
 import de_enrichment  # noqa: E402
 import demo_imaging  # noqa: E402
 import dnb_checks  # noqa: E402
+import mvi_checks  # noqa: E402
 import segmentation_checks  # noqa: E402
 import survival_checks  # noqa: E402
 import truth_recovery  # noqa: E402
@@ -50,6 +51,8 @@ def main(argv: list[str]) -> int:
          lambda: dnb_checks.run(range(n_de_seeds), 200)),
         ("Lesion segmentation: held-out demo patients, 5-fold training, 2 seeds (about an hour per seed on 2 cores)",
          segmentation_checks, lambda: segmentation_checks.run(range(2))),
+        ("MVI prediction: ring widths, CNNs on shared folds, saliency by region, 3 seeds (about 20 minutes each)",
+         mvi_checks, lambda: mvi_checks.run(range(3))),
     )
     for title, module, compute in parts:
         table = compute()

@@ -126,6 +126,10 @@ class Trainer:
         checkpoint of another configuration is never resumed.
     progress
         Show a tqdm bar over epochs.
+    inputs
+        Further batch keys passed to the model as keyword arguments (``model(image, mri=..., tab=...)``).
+    score_name
+        Name of the validation score's column in the history (``"val_dice"``; ``"val_auc"`` for a classifier).
 
     Notes
     -----
@@ -154,7 +158,7 @@ class Trainer:
     def __init__(self, model: nn.Module, *, loss: Callable, epochs: int = 50, lr: float = 1e-3, weight_decay: float = 1e-5,
                  batch_size: int = 2, scheduler: str | None = "cosine", amp: bool = True, device: str = "auto", seed: int = 0,
                  checkpoint_dir: str | Path | None = None, config: dict | None = None, progress: bool = True,
-                 desc: str = "train") -> None:
+                 desc: str = "train", inputs: tuple[str, ...] = (), score_name: str = "val_dice") -> None:
         from hccomics._options import check_option
         from hccomics.settings import resolve_device
 
@@ -171,6 +175,7 @@ class Trainer:
         self.amp = bool(amp) and self.device.type == "cuda"
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.config = dict(config or {})
+        self.inputs, self.score_name = tuple(inputs), str(score_name)
         self.history_: pd.DataFrame | None = None
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -178,7 +183,8 @@ class Trainer:
         cfg = {"epochs": self.epochs, "lr": self.lr, "wd": self.weight_decay, "batch": self.batch_size, "seed": self.seed,
                "scheduler": self.scheduler_name, "n": n_items, "model": type(self.model).__name__,
                "params": sum(p.numel() for p in self.model.parameters()), "amp": self.amp, "device": self.device.type,
-               "world": int(os.environ.get("WORLD_SIZE", "1")), "extra": self.config}
+               "world": int(os.environ.get("WORLD_SIZE", "1")), "extra": self.config,
+               **({"inputs": list(self.inputs)} if self.inputs else {})}
         return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def _rng_state(self, generator: torch.Generator, transforms: list) -> dict:
@@ -272,8 +278,9 @@ class Trainer:
             for batch in loader:
                 x = batch["image"].to(self.device)
                 y = batch["label"].to(self.device)
+                extra = {k: batch[k].to(self.device) for k in self.inputs}
                 with torch.autocast(self.device.type, enabled=self.amp):
-                    loss = self.loss(net(x), y)
+                    loss = self.loss(net(x, **extra), y)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(opt)
@@ -282,19 +289,20 @@ class Trainer:
                 n += len(x)
             if sched is not None:
                 sched.step()
-            row = {"epoch": epoch, "train_loss": total / max(n, 1), "lr": opt.param_groups[0]["lr"], "val_dice": float("nan")}
+            score = self.score_name
+            row = {"epoch": epoch, "train_loss": total / max(n, 1), "lr": opt.param_groups[0]["lr"], score: float("nan")}
             if validate is not None and (epoch % val_every == 0 or epoch == self.epochs) and is_main_process():
                 model.eval()
                 with torch.no_grad():
-                    row["val_dice"] = float(validate(model, epoch))
+                    row[score] = float(validate(model, epoch))
             row["seconds"] = time.perf_counter() - t0
             rows.append(row)
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", dice=f"{row['val_dice']:.3f}")
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", **{score.removeprefix("val_"): f"{row[score]:.3f}"})
             if ckpt is not None and is_main_process():
                 self._save(ckpt, {"config": config, "epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                   "scheduler": sched.state_dict() if sched is not None else None, "scaler": scaler.state_dict(),
                                   "rng": self._rng_state(generator, transforms), "history": rows})
-        self.history_ = pd.DataFrame(rows, columns=["epoch", "train_loss", "val_dice", "lr", "seconds"])
+        self.history_ = pd.DataFrame(rows, columns=["epoch", "train_loss", self.score_name, "lr", "seconds"])
         return self.history_
 
     def save_weights(self, path: str | Path) -> Path:

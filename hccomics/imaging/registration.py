@@ -27,7 +27,7 @@ from hccomics.errors import DataValidationError
 from hccomics.io.files import atomic_path, atomic_write_text, sha256sum
 from hccomics.io.nifti import read_nifti, save_nifti
 
-__all__ = ["RegistrationResult", "register_cohort", "register_phases"]
+__all__ = ["RegistrationResult", "register_cohort", "register_phases", "warp_to_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -446,6 +446,28 @@ def register_phases(
     # written last: its presence marks a complete folder, so an interrupted run is redone
     atomic_write_text(out_dir / "params.json", json.dumps(stored, indent=1) + "\n")
     return RegistrationResult(images=written, transforms=transforms, qc=qc, reference=reference, params=stored)
+
+
+def warp_to_reference(path: str | Path, transform: np.ndarray, *, reference: str | Path, nearest: bool = True) -> np.ndarray:
+    """Resample a moving-phase volume (a mask by default) onto the reference grid with a registration transform.
+
+    ``transform`` is a :attr:`RegistrationResult.transforms` matrix ``M`` (the moving voxel at world ``x`` shows
+    the reference anatomy at ``M @ x``); ``reference`` is a NIfTI on the target grid. Nearest neighbour keeps
+    labels; ``nearest=False`` interpolates linearly (images). Voxels mapped from outside the moving volume are 0.
+
+    Examples
+    --------
+    >>> res = register_phases(ct["path"], reference="portal_venous", out_dir="reg")  # doctest: +SKIP
+    >>> zone = warp_to_reference(zone_path, res.transforms["post_ablation"], reference=ct["path"]["portal_venous"])  # doctest: +SKIP
+    """
+    m = np.asarray(transform, dtype=float)
+    if m.shape != (4, 4) or not np.all(np.isfinite(m)):
+        raise DataValidationError(f"transform must be a finite 4 x 4 world -> world matrix; got shape {m.shape}")
+    arr, aff = read_nifti(path)
+    ref_arr, ref_aff = read_nifti(reference)
+    out = _resample(_to_sitk(arr, aff), _to_sitk(np.zeros(ref_arr.shape[:3], np.float32), ref_aff), np.linalg.inv(m),
+                    nearest=nearest)
+    return out.astype(arr.dtype) if nearest else out
 
 
 def register_cohort(

@@ -13,12 +13,15 @@ PROFILE_PARAMETERS: dict[str, dict[str, Any]] = {
               "feature_null": 19, "image_epochs": 3, "biotip_permutations": 19,
               # 04 lesion segmentation: the smoke cohort's coarser grid, a few epochs
               "n_folds": 2, "liver_epochs": 3, "lesion_epochs": 3, "variant_epochs": 2, "val_every": 3, "coarse_spacing": [4.0, 4.0, 8.0],
-              "fine_spacing": [2.0, 2.0, 4.0], "patch_size": [32, 32, 16]},
+              "fine_spacing": [2.0, 2.0, 4.0], "patch_size": [32, 32, 16],
+              # 06 MVI prediction: small crops on the smoke grid, two epochs
+              "crop_spacing": [2.0, 2.0, 4.0], "crop_size": [16, 16, 8], "cnn_epochs": 2, "occlusion_patients": 1},
     "demo": {},
     # GPU, real volume sizes (the full demo profile is 192 x 192 x 80 at 1 x 1 x 2 mm)
     "full": {"n_folds": 5, "liver_epochs": 60, "lesion_epochs": 200, "variant_epochs": 100, "coarse_spacing": [2.0, 2.0, 4.0],
              "fine_spacing": [1.0, 1.0, 2.0], "patch_size": [128, 128, 64], "lesion_channels": [32, 64, 128, 256],
-             "variant_channels": [16, 32, 64, 128]},
+             "variant_channels": [16, 32, 64, 128], "crop_spacing": [1.0, 1.0, 2.0], "crop_size": [64, 64, 32],
+             "cnn_epochs": 100, "cnn_width": 0.5, "cnn_repeats": 3},
 }
 
 

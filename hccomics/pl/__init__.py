@@ -3,6 +3,7 @@
 from hccomics.pl.cohort import category_counts, follow_up, modality_availability
 from hccomics.pl.dnb import dnb_landscape, dnb_module_heatmap, dnb_module_network, dnb_sample_scores, dnb_scores
 from hccomics.pl.imaging import image_slices, tile_gallery
+from hccomics.pl.mvi import cam_overlay, deletion_curves, ring_width_auc, roc_curves, saliency_by_region_bars
 from hccomics.pl.omics import (
     enrichment_dotplot,
     gsea_running_score,
@@ -24,10 +25,41 @@ from hccomics.pl.segmentation import (
 from hccomics.pl.survival import calibration_plot, forest_plot, km_plot, model_comparison, nomogram_plot, td_auc_plot
 
 __all__ = [
-    "modality_availability", "category_counts", "follow_up", "image_slices", "tile_gallery",
-    "dnb_scores", "dnb_module_heatmap", "dnb_module_network", "dnb_sample_scores", "dnb_landscape", "volcano", "ma_plot", "pca_scatter",
-    "top_genes_heatmap", "enrichment_dotplot", "gsea_running_score", "score_by_group",
-    "km_plot", "calibration_plot", "td_auc_plot", "forest_plot", "nomogram_plot", "model_comparison",
-    "registration_qc", "registration_overlay", "segmentation_overlay", "learning_curves", "fold_metrics",
-    "volume_agreement_plot", "detection_by_size", "phase_feature_maps", "phase_embedding_trajectory",
+    "calibration_plot",
+    "cam_overlay",
+    "category_counts",
+    "deletion_curves",
+    "detection_by_size",
+    "dnb_landscape",
+    "dnb_module_heatmap",
+    "dnb_module_network",
+    "dnb_sample_scores",
+    "dnb_scores",
+    "enrichment_dotplot",
+    "fold_metrics",
+    "follow_up",
+    "forest_plot",
+    "gsea_running_score",
+    "image_slices",
+    "km_plot",
+    "learning_curves",
+    "ma_plot",
+    "modality_availability",
+    "model_comparison",
+    "nomogram_plot",
+    "pca_scatter",
+    "phase_embedding_trajectory",
+    "phase_feature_maps",
+    "registration_overlay",
+    "registration_qc",
+    "ring_width_auc",
+    "roc_curves",
+    "saliency_by_region_bars",
+    "score_by_group",
+    "segmentation_overlay",
+    "td_auc_plot",
+    "tile_gallery",
+    "top_genes_heatmap",
+    "volcano",
+    "volume_agreement_plot",
 ]

@@ -1,0 +1,433 @@
+"""MVI networks on tumour-plus-ring crops: MONAI 3-D ResNet encoders, modality fusion, multi-task and expert targets.
+
+One network covers the models of the MVI notebook by its options: the primary modality's encoder (CT, or MRI
+alone), an optional second encoder for MRI (fusion: a patient without MRI gets a zero MRI embedding and the
+flag ``has_mri`` = 0, so the head learns what to do without it), optional tabular inputs (clinical and semantic
+features, into the head), and targets beyond MVI (grade; or interpretable features a radiologist reads, for the
+expert-guided model). Every model is cross-validated on the saved folds (:func:`cross_validate_cnn`), and its
+out-of-fold predictions and embeddings come from the fold model that did not train on the patient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from hccomics.errors import DataValidationError, NotFittedError
+
+__all__ = ["CVResult", "MVIClassifier", "MVINet", "MultiTaskLoss", "cross_validate_cnn", "fold_classifier", "two_stage_oof"]
+
+log = logging.getLogger(__name__)
+
+
+def _encoder(channels: int, widen: float) -> nn.Module:
+    from monai.networks.nets import ResNet
+
+    # ResNet-10 layout with a 3^3 stem and no max-pool: crops are small (32 x 32 x 16 in the demo); instance norm
+    # does not depend on the batch; ReLU not in place, which Grad-CAM's backward hooks need
+    return ResNet(block="basic", layers=[1, 1, 1, 1], block_inplanes=[64, 128, 256, 512], spatial_dims=3,
+                  n_input_channels=channels, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True, widen_factor=widen,
+                  feed_forward=False, act=("relu", {"inplace": False}), norm="batch")
+
+
+class MVINet(nn.Module):
+    """Encoders per modality, concatenated embeddings (and tabular inputs) into a small MLP head.
+
+    Parameters
+    ----------
+    in_channels
+        Channels of the primary input ``image`` (phases plus the tumour-mask channel).
+    mri_channels
+        Channels of the second, MRI input for fusion; ``None`` for a single-modality model.
+    n_outputs
+        Logits out (MVI first, then the auxiliary targets).
+    n_tabular
+        Tabular inputs of the head.
+    widen
+        Width of the ResNet (1.0: 64-512 channels); its embedding has ``512 * widen`` features per encoder.
+
+    Examples
+    --------
+    >>> net = MVINet(in_channels=5, n_outputs=2, widen=0.125)
+    >>> net(torch.zeros(2, 5, 16, 16, 8)).shape, net.embed(torch.zeros(2, 5, 16, 16, 8)).shape
+    (torch.Size([2, 2]), torch.Size([2, 64]))
+    """
+
+    def __init__(self, *, in_channels: int, mri_channels: int | None = None, n_outputs: int = 1, n_tabular: int = 0,
+                 widen: float = 0.25, hidden: int = 32, dropout: float = 0.2) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict({"image": _encoder(in_channels, widen)})
+        if mri_channels:
+            self.encoders["mri"] = _encoder(mri_channels, widen)
+        dim = int(512 * widen) * len(self.encoders) + (1 if mri_channels else 0) + n_tabular
+        self.n_tabular = n_tabular
+        self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
+
+    def embed(self, image: torch.Tensor, mri: torch.Tensor | None = None, has_mri: torch.Tensor | None = None) -> torch.Tensor:
+        """Encoder features (the patient's CNN embedding): primary, then MRI zeroed where ``has_mri`` is 0."""
+        parts = [self.encoders["image"](image)]
+        if "mri" in self.encoders:
+            if mri is None or has_mri is None:
+                raise DataValidationError("this fusion network needs mri= and has_mri= inputs")
+            parts.append(self.encoders["mri"](mri) * has_mri.reshape(-1, 1).to(image.dtype))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, image: torch.Tensor, mri: torch.Tensor | None = None, has_mri: torch.Tensor | None = None,
+                tab: torch.Tensor | None = None) -> torch.Tensor:
+        h = [self.embed(image, mri, has_mri)]
+        if "mri" in self.encoders:
+            h.append(has_mri.reshape(-1, 1).to(image.dtype))
+        if self.n_tabular:
+            if tab is None:
+                raise DataValidationError(f"this network needs tab= with {self.n_tabular} features")
+            h.append(tab.to(image.dtype))
+        return self.head(torch.cat(h, dim=1))
+
+
+class MultiTaskLoss(nn.Module):
+    """Binary cross-entropy on the binary targets and mean squared error on the continuous ones, NaN targets skipped.
+
+    ``kinds`` lists ``"binary"`` or ``"continuous"`` per output; ``weights`` scale each target's loss (MVI 1).
+    """
+
+    def __init__(self, kinds: Sequence[str], weights: Sequence[float]) -> None:
+        super().__init__()
+        self.binary = torch.tensor([k == "binary" for k in kinds])
+        self.weights = torch.tensor([float(w) for w in weights])
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.to(logits.dtype)
+        seen = ~torch.isnan(target)
+        safe = torch.where(seen, target, torch.zeros_like(target))
+        bce = nn.functional.binary_cross_entropy_with_logits(logits, safe, reduction="none")
+        mse = (logits - safe) ** 2
+        per = torch.where(self.binary.to(logits.device), bce, mse) * seen
+        counts = seen.sum(dim=0).clamp(min=1)
+        return ((per.sum(dim=0) / counts) * self.weights.to(logits.device)).sum()
+
+
+class MVIClassifier:
+    """Fit / predict an :class:`MVINet` on crops (see :func:`hccomics.imaging.prepare_crops`).
+
+    Parameters
+    ----------
+    modality
+        ``"ct"`` or ``"mri"``: the primary input.
+    fusion
+        Add an MRI encoder (with ``modality="ct"``): patients without MRI keep a zero MRI embedding.
+    targets
+        Columns of ``y`` predicted, MVI first; binary (0/1) unless listed in ``continuous``.
+    continuous
+        Targets regressed (standardise them first), e.g. the expert features.
+    tabular
+        Columns of ``y`` fed to the head (standardised, NaN -> 0).
+    aux_weight
+        Loss weight of every target after the first.
+    epochs, lr, batch_size, widen, device, seed
+        Training (AdamW, cosine schedule) and network width; ``device="auto"`` takes CUDA when present.
+    checkpoint_dir
+        Checkpoints of the engine (an interrupted fit resumes); ``None``: none.
+
+    Examples
+    --------
+    >>> clf = MVIClassifier(epochs=1)
+    >>> clf.predict_proba([])
+    Traceback (most recent call last):
+    ...
+    hccomics.errors.NotFittedError: MVIClassifier is not fitted yet; call fit(crops, y) first
+    """
+
+    def __init__(self, *, modality: str = "ct", fusion: bool = False, targets: Sequence[str] = ("mvi",),
+                 continuous: Sequence[str] = (), tabular: Sequence[str] = (), aux_weight: float = 0.5, epochs: int = 30,
+                 lr: float = 1e-3, batch_size: int = 8, widen: float = 0.25, device: str = "auto", seed: int = 0,
+                 checkpoint_dir: str | Path | None = None, progress: bool = False) -> None:
+        from hccomics._options import check_option
+
+        self.modality = check_option("modality", modality, ("ct", "mri"))
+        if fusion and self.modality != "ct":
+            raise DataValidationError("fusion adds MRI to a CT model: use modality='ct', fusion=True")
+        self.fusion, self.targets, self.continuous = bool(fusion), tuple(targets), tuple(continuous)
+        if not self.targets:
+            raise DataValidationError("targets must name at least the MVI column")
+        self.tabular, self.aux_weight = tuple(tabular), float(aux_weight)
+        self.epochs, self.lr, self.batch_size, self.widen = int(epochs), float(lr), int(batch_size), float(widen)
+        self.device, self.seed, self.checkpoint_dir, self.progress = device, int(seed), checkpoint_dir, progress
+
+    def params(self) -> dict:
+        """Hyperparameters (they define a fold model's identity in caches)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()
+                if not k.endswith("_") and k not in ("checkpoint_dir", "progress", "device")}
+
+    def _items(self, crops: Sequence[dict], y: pd.DataFrame | None) -> list[dict]:
+        items = []
+        for c in crops:
+            if self.modality == "mri" and float(c["has_mri"]) == 0:
+                raise DataValidationError(f"patient {c['patient_id']} has no MRI; an MRI model takes patients with MRI only")
+            it = {"image": c[self.modality], "mri": c["mri"], "has_mri": c["has_mri"].reshape(1).float(),
+                  "patient_id": c["patient_id"]}
+            row = y.loc[c["patient_id"]] if y is not None else None
+            if self.tabular:
+                if row is None:
+                    raise DataValidationError(f"this model takes tabular inputs {list(self.tabular)}: pass y= with them")
+                tab = (row[list(self.tabular)].to_numpy(dtype=float) - self.tab_mean_) / self.tab_sd_
+                it["tab"] = torch.tensor(np.nan_to_num(tab), dtype=torch.float32)
+            if row is not None and all(t in row.index for t in self.targets):
+                it["label"] = torch.tensor(row[list(self.targets)].to_numpy(dtype=float), dtype=torch.float32)
+            else:
+                it["label"] = torch.zeros(len(self.targets))
+            items.append(it)
+        return items
+
+    def _inputs(self) -> tuple[str, ...]:
+        return (("mri", "has_mri") if self.fusion else ()) + (("tab",) if self.tabular else ())
+
+    def fit(self, crops: Sequence[dict], y: pd.DataFrame) -> MVIClassifier:
+        """Train on the crops of the patients in ``y`` (index: patient; columns: targets and tabular inputs)."""
+        from monai.data import Dataset
+        from monai.transforms import Compose, RandFlipd, RandRotate90d
+
+        from hccomics.imaging.engine import Trainer
+
+        crops, items = self._build(crops, y)
+        keys = ["image", "mri"]
+        aug = Compose([RandFlipd(keys, prob=0.5, spatial_axis=0), RandFlipd(keys, prob=0.5, spatial_axis=1),
+                       RandRotate90d(keys, prob=0.5, spatial_axes=(0, 1))])
+        kinds = ["continuous" if t in self.continuous else "binary" for t in self.targets]
+        loss = MultiTaskLoss(kinds, [1.0] + [self.aux_weight] * (len(self.targets) - 1))
+        trainer = Trainer(self.model_, loss=loss, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
+                          device=self.device, seed=self.seed, checkpoint_dir=self.checkpoint_dir, progress=self.progress,
+                          config={**self.params(), "patients": self.train_patients_},
+                          inputs=self._inputs(), desc="MVI CNN", score_name="val_auc")
+        self.history_ = trainer.fit(Dataset(items, transform=aug))
+        self.device_ = trainer.device
+        self.model_.eval()
+        return self
+
+    def _build(self, crops: Sequence[dict], y: pd.DataFrame) -> tuple[list[dict], list[dict]]:
+        missing = [c for c in (*self.targets, *self.tabular) if c not in y.columns]
+        if missing:
+            raise DataValidationError(f"y lacks columns {missing}; it has {list(y.columns)}")
+        crops = [c for c in crops if c["patient_id"] in y.index]
+        if not crops:
+            raise DataValidationError("no crop belongs to a patient of y")
+        if self.tabular:
+            tab = y.loc[[c["patient_id"] for c in crops], list(self.tabular)].to_numpy(dtype=float)
+            self.tab_mean_ = np.nan_to_num(np.nanmean(tab, axis=0))
+            self.tab_sd_ = np.nan_to_num(np.nanstd(tab, axis=0), nan=1.0)
+            self.tab_sd_[self.tab_sd_ == 0] = 1.0
+        items = self._items(crops, y)
+        first = items[0]
+        self.model_ = MVINet(in_channels=first["image"].shape[0], mri_channels=first["mri"].shape[0] if self.fusion else None,
+                             n_outputs=len(self.targets), n_tabular=len(self.tabular), widen=self.widen)
+        self.train_patients_ = sorted(c["patient_id"] for c in crops)
+        return crops, items
+
+    def fit_from_state(self, state: dict, crops: Sequence[dict], y: pd.DataFrame) -> MVIClassifier:
+        """A fitted model from saved weights and the data it was trained on (for the tabular scaling)."""
+        from hccomics.settings import resolve_device
+
+        self._build(crops, y)
+        self.model_.load_state_dict(state)
+        self.device_ = torch.device(resolve_device(self.device))
+        self.model_.to(self.device_).eval()
+        self.history_ = pd.DataFrame()
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(crops, y) first")
+
+    @torch.no_grad()
+    def _run(self, crops: Sequence[dict], y: pd.DataFrame | None, fn: Callable) -> np.ndarray:
+        self._check_fitted()
+        if not crops:
+            return np.zeros((0, len(self.targets)))
+        items = self._items(crops, y)
+        self.model_.eval()
+        out = []
+        for k in range(0, len(items), 16):
+            batch = items[k:k + 16]
+            x = torch.stack([b["image"] for b in batch]).to(self.device_)
+            extra = {key: torch.stack([b[key] for b in batch]).to(self.device_) for key in self._inputs()}
+            out.append(fn(x, extra).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def predict_outputs(self, crops: Sequence[dict], y: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every output per patient: probabilities for binary targets, values for continuous ones."""
+        raw = self._run(crops, y, lambda x, e: self.model_(x, **e))
+        df = pd.DataFrame(raw, index=[c["patient_id"] for c in crops], columns=list(self.targets))
+        binary = [t for t in self.targets if t not in self.continuous]
+        df[binary] = 1 / (1 + np.exp(-df[binary]))
+        return df
+
+    def predict_proba(self, crops: Sequence[dict], y: pd.DataFrame | None = None) -> np.ndarray:
+        """Probability of the first target (MVI) per crop; ``y`` supplies tabular inputs when the model has them."""
+        self._check_fitted()
+        return self.predict_outputs(crops, y)[self.targets[0]].to_numpy()
+
+    def embed(self, crops: Sequence[dict], y: pd.DataFrame | None = None) -> np.ndarray:
+        """Encoder embedding of each crop (primary encoder, then MRI for fusion)."""
+        return self._run(crops, y, lambda x, e: self.model_.embed(x, e.get("mri"), e.get("has_mri")))
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold results of one model on the saved folds.
+
+    Attributes
+    ----------
+    oof
+        MVI probability per patient (rows) and repeat (columns), each from the fold model that held it out.
+    outputs
+        Every output (all targets) out of fold, per repeat.
+    train_outputs
+        Per ``(repeat, fold)``: the fold model's outputs on its own training patients (for a second stage).
+    embeddings
+        Out-of-fold encoder embeddings of the first repeat (patients x features).
+    train_patients
+        Per ``(repeat, fold)``: the patients the fold model trained on.
+    weights
+        Per ``(repeat, fold)``: the fold model's state-dict file.
+    history
+        Training history of every fold model.
+    """
+
+    oof: pd.DataFrame
+    outputs: dict[int, pd.DataFrame]
+    train_outputs: dict[tuple[int, int], pd.DataFrame]
+    embeddings: pd.DataFrame
+    train_patients: dict[tuple[int, int], list[str]]
+    weights: dict[tuple[int, int], Path] = field(default_factory=dict)
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    params: dict = field(default_factory=dict)
+
+    def fold_model(self, patient: str, *, repeat: int = 0) -> tuple[int, int]:
+        """``(repeat, fold)`` of the model whose out-of-fold prediction this patient got."""
+        for (r, k), train in self.train_patients.items():
+            if r == repeat and patient not in train and patient in self.outputs[r].index:
+                return r, k
+        raise DataValidationError(f"patient {patient} has no out-of-fold prediction in repeat {repeat}")
+
+
+def cross_validate_cnn(
+    make_model: Callable[[int], MVIClassifier],
+    crops: Sequence[dict],
+    y: pd.DataFrame,
+    folds: pd.DataFrame,
+    *,
+    work_dir: str | Path | None = None,
+    repeats: Sequence[int] | None = None,
+) -> CVResult:
+    """Train one model per saved fold and collect out-of-fold predictions and embeddings.
+
+    Parameters
+    ----------
+    make_model
+        ``make_model(seed)`` returns an unfitted :class:`MVIClassifier` (the seed varies per fold).
+    crops
+        :func:`hccomics.imaging.prepare_crops` output; an MRI-only model uses the patients with MRI.
+    y
+        Targets and tabular inputs per patient; patients with a missing MVI label are left out.
+    folds
+        :func:`hccomics.imaging.mvi_folds` table (patients not in ``y`` or without a usable crop are dropped).
+    work_dir
+        Fold weights are saved here as ``r{repeat}_f{fold}-<hash>.pt`` and reloaded by a later call with the same
+        model, data and fold; training checkpoints resume an interrupted fold.
+    repeats
+        Which repeats to run (default all).
+    """
+    from tqdm.auto import tqdm
+
+    from hccomics.imaging.engine import load_state_dict
+
+    probe = make_model(0)
+    mvi = probe.targets[0]
+    usable = {c["patient_id"]: c for c in crops if probe.modality == "ct" or float(c["has_mri"]) == 1}
+    y = y[y[mvi].notna()]
+    y = y.loc[[p for p in y.index if p in usable]]
+    folds = folds[folds["patient_id"].isin(y.index)]
+    repeats = sorted(folds["repeat"].unique()) if repeats is None else list(repeats)
+    oof = pd.DataFrame(index=y.index, columns=repeats, dtype=float)
+    outputs: dict[int, pd.DataFrame] = {}
+    train_outputs, train_patients, weights, histories, emb = {}, {}, {}, [], {}
+    jobs = [(r, k) for r in repeats for k in sorted(folds.loc[folds["repeat"] == r, "fold"].unique())]
+    for r, k in tqdm(jobs, desc="CNN folds", unit="fold", leave=False):
+        rep = folds[folds["repeat"] == r].set_index("patient_id")["fold"]
+        test = [p for p in y.index if rep.get(p) == k]
+        train = [p for p in y.index if rep.get(p) != k]
+        model = make_model(1000 * r + k)
+        if work_dir is not None:
+            model.checkpoint_dir = Path(work_dir) / f"r{r}_f{k}"
+        ident = hashlib.sha256(json.dumps({"params": model.params(), "train": train}, sort_keys=True,
+                                          default=str).encode()).hexdigest()[:12]
+        path = Path(work_dir) / f"r{r}_f{k}-{ident}.pt" if work_dir is not None else None
+        if path is not None and path.exists():
+            model.fit_from_state(load_state_dict(path), [usable[p] for p in train], y.loc[train])
+        else:
+            model.fit([usable[p] for p in train], y.loc[train])
+            if path is not None:
+                from hccomics.io.files import atomic_path
+
+                with atomic_path(path) as tmp:
+                    torch.save(model.model_.state_dict(), tmp)
+            histories.append(model.history_.assign(repeat=r, fold=k))
+        out = model.predict_outputs([usable[p] for p in test], y.loc[test])
+        outputs.setdefault(r, []).append(out)
+        oof.loc[test, r] = out[mvi].to_numpy()
+        train_outputs[(r, k)] = model.predict_outputs([usable[p] for p in train], y.loc[train])
+        train_patients[(r, k)] = train
+        weights[(r, k)] = path
+        if r == repeats[0]:
+            e = model.embed([usable[p] for p in test], y.loc[test])
+            emb.update({p: e[i] for i, p in enumerate(test)})
+    embeddings = pd.DataFrame.from_dict(emb, orient="index").reindex(y.index)
+    embeddings.columns = [f"cnn_{j}" for j in range(embeddings.shape[1])]
+    return CVResult(oof=oof, outputs={r: pd.concat(v).reindex(y.index) for r, v in outputs.items()},
+                    train_outputs=train_outputs, embeddings=embeddings, train_patients=train_patients, weights=weights,
+                    history=pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(),
+                    params=probe.params())
+
+
+def fold_classifier(make_model: Callable[[int], MVIClassifier], result: CVResult, crops: Sequence[dict], y: pd.DataFrame,
+                    *, repeat: int, fold: int) -> MVIClassifier:
+    """Reload the fold model of :func:`cross_validate_cnn` (run with a ``work_dir``) that held out fold ``fold``."""
+    from hccomics.imaging.engine import load_state_dict
+
+    path = result.weights.get((repeat, fold))
+    if path is None or not Path(path).exists():
+        raise DataValidationError(f"no saved weights for repeat {repeat}, fold {fold}; run cross_validate_cnn with work_dir=")
+    train = result.train_patients[(repeat, fold)]
+    by_id = {c["patient_id"]: c for c in crops}
+    return make_model(1000 * repeat + fold).fit_from_state(load_state_dict(path), [by_id[p] for p in train], y.loc[train])
+
+
+def two_stage_oof(result: CVResult, y: pd.Series, *, features: Sequence[str]) -> pd.DataFrame:
+    """Second stage of the expert-guided model: MVI from the network's predicted interpretable features.
+
+    In each fold a logistic regression learns MVI from the features the fold's network predicted for its own
+    training patients, and is applied to the features it predicted for the held-out ones; one column per repeat.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    missing = [f for f in features if f not in result.oof.columns and f not in next(iter(result.outputs.values())).columns]
+    if missing:
+        raise DataValidationError(f"the network has no outputs {missing}; train it with these targets")
+    out = pd.DataFrame(index=result.oof.index, columns=result.oof.columns, dtype=float)
+    for (r, k), train_out in result.train_outputs.items():
+        test = [p for p in result.oof.index if p not in set(result.train_patients[(r, k)])]
+        lr = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+        lr.fit(train_out[list(features)].to_numpy(), y.loc[train_out.index].to_numpy().astype(int))
+        test_out = result.outputs[r].loc[test, list(features)]
+        out.loc[test, r] = lr.predict_proba(test_out.to_numpy())[:, 1]
+    return out
