@@ -34,8 +34,6 @@ CRITERIA = {
     "fusion_minus_mri_auc": ("min", ">=", 0.0),
     "gradcam_inner_mass_minus_volume": ("min", ">", 0.0),
 }
-MODELS = ("CNN CT", "CNN MRI", "CNN CT + MRI", "CNN expert-guided", "CNN expert-guided (stage 2)",
-          "CNN + clinical and semantic")
 
 
 def _features(seed: int, work: Path, profile: str) -> dict:
@@ -49,18 +47,6 @@ def _features(seed: int, work: Path, profile: str) -> dict:
                for m, r in registered.items()}
     return {"manifest": manifest, "registered": registered, "lesions": lesions,
             "img": imaging.aggregate_lesions(*lesions.values()), "clinical": io.read_clinical(manifest)}
-
-
-def _targets(img, clinical: pd.DataFrame, pids: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    X = pd.DataFrame(img.X, index=img.obs_names, columns=img.var_names)
-    expert = pd.DataFrame({"margin_irregularity": X["ct_shape_radial_cv"],
-                           "peritumoral_enhancement": X[[f"ct_arterial_ring_{w:g}mm_cnr" for w in WIDTHS]].mean(axis=1),
-                           "capsule": X[f"ct_delayed_ring_{WIDTHS[0]:g}mm_cnr"]})
-    expert = (expert - expert.mean()) / expert.std()
-    y = pd.DataFrame({"mvi": clinical["mvi"], "high_grade": (clinical["edmondson_grade"] >= 3).astype(float),
-                      "log_afp": np.log10(clinical["afp_ng_ml"].clip(lower=1)), "diameter_mm": clinical["tumour_diameter_mm"],
-                      "lesion_count": clinical["lesion_count"]}).loc[pids].join(expert)
-    return y[y["mvi"].notna()], list(expert.columns)
 
 
 def _enough(y: pd.Series, k: int = 2) -> bool:
@@ -98,17 +84,9 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 
             row[f"{m}_logloss_{r.region}"] = r.log_loss
     items = imaging.crop_items(f["lesions"], f["registered"], out_dir=work / "crop_masks", widths=WIDTHS)
     crops = imaging.prepare_crops(items, spacing=crop_spacing, size=crop_size, cache_dir=work / "crops")
-    y, expert = _targets(img, clinical, [c["patient_id"] for c in crops])
-    common = {"epochs": epochs, "widen": width, "batch_size": 16, "device": "auto"}
-    factories = {
-        "CNN CT": lambda s: imaging.MVIClassifier(targets=("mvi", "high_grade"), seed=s, **common),
-        "CNN MRI": lambda s: imaging.MVIClassifier(modality="mri", targets=("mvi", "high_grade"), seed=s, **common),
-        "CNN CT + MRI": lambda s: imaging.MVIClassifier(fusion=True, targets=("mvi", "high_grade"), seed=s, **common),
-        "CNN expert-guided": lambda s: imaging.MVIClassifier(targets=("mvi", *expert), continuous=tuple(expert), seed=s,
-                                                             **common),
-        "CNN + clinical and semantic": lambda s: imaging.MVIClassifier(
-            targets=("mvi",), tabular=("log_afp", "diameter_mm", "lesion_count", *expert), seed=s, **common),
-    }
+    y = imaging.mvi_targets(img, clinical, widths=WIDTHS, patients=[c["patient_id"] for c in crops])
+    expert = list(imaging.EXPERT_FEATURES)
+    factories = imaging.mvi_models(epochs=epochs, widen=width, batch_size=16, device="auto")
     results = {name: imaging.cross_validate_cnn(fn, crops, y, folds, repeats=[0],
                                                 work_dir=work / "models" / name.replace(" ", "_").replace("+", "and"))
                for name, fn in factories.items()}

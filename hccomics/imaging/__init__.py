@@ -9,10 +9,13 @@ from hccomics.imaging.features import aggregate_lesions, exam_features, lesion_f
 from hccomics.imaging.inference import ensemble_probabilities, postprocess_lesions, predict_volume
 from hccomics.imaging.metrics import detection_summary, lesion_detection, segmentation_metrics, volume_ml
 from hccomics.imaging.mvi import (
+    CLINICAL_INPUTS,
+    EXPERT_FEATURES,
     auc_ci,
     compare_auc,
     model_table,
     mvi_folds,
+    mvi_targets,
     radiomics_oof,
     ring_width_comparison,
     roc_points,
@@ -24,6 +27,7 @@ from hccomics.imaging.mvi_cnn import (
     MVINet,
     cross_validate_cnn,
     fold_classifier,
+    mvi_models,
     two_stage_oof,
 )
 from hccomics.imaging.networks import ConvLSTMCell3d, PhaseConvLSTMUNet, build_network, count_parameters
@@ -42,7 +46,9 @@ from hccomics.imaging.segmentation import LesionSegmenter, kfold_split
 from hccomics.imaging.transforms import EnsureFinited, StageLabeld, segmentation_transforms
 
 __all__ = [
+    "CLINICAL_INPUTS",
     "DEFAULT_WIDTHS_MM",
+    "EXPERT_FEATURES",
     "CVResult",
     "ConvLSTMCell3d",
     "EnsureFinited",
@@ -84,6 +90,8 @@ __all__ = [
     "mask_agreement",
     "model_table",
     "mvi_folds",
+    "mvi_models",
+    "mvi_targets",
     "otsu_baseline",
     "postprocess_lesions",
     "predict_volume",

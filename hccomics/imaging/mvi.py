@@ -14,7 +14,10 @@ import pandas as pd
 
 from hccomics.errors import DataValidationError
 
-__all__ = ["auc_ci", "compare_auc", "model_table", "mvi_folds", "radiomics_oof", "ring_width_comparison", "roc_points"]
+__all__ = [
+    "CLINICAL_INPUTS", "EXPERT_FEATURES", "auc_ci", "compare_auc", "model_table", "mvi_folds", "mvi_targets",
+    "radiomics_oof", "ring_width_comparison", "roc_points",
+]
 
 log = logging.getLogger(__name__)
 
@@ -218,3 +221,33 @@ def model_table(y: pd.Series, scores: dict[str, pd.Series], *, n_boot: int = 100
         rows.append({"model": name, "auc": ci["estimate"], "auc_low": ci["low"], "auc_high": ci["high"],
                      "n_patients": len(yy), "n_positive": int(yy.sum())})
     return pd.DataFrame(rows)
+
+
+#: interpretable features of the expert-guided model, as read from the images by the feature engine
+EXPERT_FEATURES = ("margin_irregularity", "peritumoral_enhancement", "capsule")
+#: clinical inputs of the deep + clinical model
+CLINICAL_INPUTS = ("log_afp", "diameter_mm", "lesion_count")
+
+
+def mvi_targets(img, clinical: pd.DataFrame, *, widths: Sequence[float], patients: Sequence[str] | None = None) -> pd.DataFrame:
+    """Targets and inputs of the MVI networks per patient (rows with an MVI label only).
+
+    ``mvi``; ``high_grade`` (Edmondson III-IV); the expert features, standardised over the patients (no outcome
+    used): ``margin_irregularity`` (radial CV of the tumour surface), ``peritumoral_enhancement`` (mean arterial
+    CNR of the CT ring shells) and ``capsule`` (delayed-phase CNR of the first ring); clinical inputs ``log_afp``
+    (log10 AFP, ng/mL), ``diameter_mm`` and ``lesion_count``.
+    """
+    X = pd.DataFrame(img.X, index=img.obs_names, columns=img.var_names)
+    rings = [f"ct_arterial_ring_{w:g}mm_cnr" for w in widths]
+    needed = ["ct_shape_radial_cv", *rings, f"ct_delayed_ring_{widths[0]:g}mm_cnr"]
+    missing = [c for c in needed if c not in X.columns]
+    if missing:
+        raise DataValidationError(f"img lacks CT features {missing[:5]}; build it with lesion_features on CT with these widths")
+    expert = pd.DataFrame({"margin_irregularity": X["ct_shape_radial_cv"], "peritumoral_enhancement": X[rings].mean(axis=1),
+                           "capsule": X[f"ct_delayed_ring_{widths[0]:g}mm_cnr"]})
+    expert = (expert - expert.mean()) / expert.std()
+    pids = list(patients) if patients is not None else list(img.obs_names)
+    y = pd.DataFrame({"mvi": clinical["mvi"], "high_grade": (clinical["edmondson_grade"] >= 3).astype(float),
+                      "log_afp": np.log10(clinical["afp_ng_ml"].clip(lower=1)), "diameter_mm": clinical["tumour_diameter_mm"],
+                      "lesion_count": clinical["lesion_count"]}).reindex(pids).join(expert)
+    return y[y["mvi"].notna()]

@@ -24,7 +24,10 @@ from torch import nn
 
 from hccomics.errors import DataValidationError, NotFittedError
 
-__all__ = ["CVResult", "MVIClassifier", "MVINet", "MultiTaskLoss", "cross_validate_cnn", "fold_classifier", "two_stage_oof"]
+__all__ = [
+    "CVResult", "MVIClassifier", "MVINet", "MultiTaskLoss", "cross_validate_cnn", "fold_classifier", "mvi_models",
+    "two_stage_oof",
+]
 
 log = logging.getLogger(__name__)
 
@@ -431,3 +434,23 @@ def two_stage_oof(result: CVResult, y: pd.Series, *, features: Sequence[str]) ->
         test_out = result.outputs[r].loc[test, list(features)]
         out.loc[test, r] = lr.predict_proba(test_out.to_numpy())[:, 1]
     return out
+
+
+def mvi_models(*, mri: bool = True, expert: Sequence[str] = ("margin_irregularity", "peritumoral_enhancement", "capsule"),
+               clinical: Sequence[str] = ("log_afp", "diameter_mm", "lesion_count"), **options) -> dict[str, Callable[[int], MVIClassifier]]:
+    """The MVI networks compared by notebook 06 and the validation, as ``name -> make_model(seed)``.
+
+    CT (MVI + grade; its embedding is ``X_cnn``), MRI, CT + MRI fusion (when ``mri``), expert-guided (MVI plus the
+    expert features as regression targets) and CT with clinical and expert inputs; ``options`` go to every
+    :class:`MVIClassifier` (epochs, widen, batch_size, device, ...).
+    """
+    expert = tuple(expert)
+    models = {
+        "CNN CT": lambda s: MVIClassifier(targets=("mvi", "high_grade"), seed=s, **options),
+        "CNN MRI": lambda s: MVIClassifier(modality="mri", targets=("mvi", "high_grade"), seed=s, **options),
+        "CNN CT + MRI": lambda s: MVIClassifier(fusion=True, targets=("mvi", "high_grade"), seed=s, **options),
+        "CNN expert-guided": lambda s: MVIClassifier(targets=("mvi", *expert), continuous=expert, seed=s, **options),
+        "CNN + clinical and semantic": lambda s: MVIClassifier(targets=("mvi",), tabular=(*clinical, *expert), seed=s,
+                                                               **options),
+    }
+    return models if mri else {k: v for k, v in models.items() if "MRI" not in k}

@@ -9,7 +9,7 @@ from hccomics.pl.segmentation import _require_columns
 
 __all__ = ["cam_overlay", "deletion_curves", "ring_width_auc", "roc_curves", "saliency_by_region_bars"]
 
-_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
 def ring_width_auc(tables: pd.DataFrame | dict[str, pd.DataFrame], *, title: str = "MVI AUC by peritumoral ring") -> go.Figure:
