@@ -76,5 +76,5 @@ def test_mvi_checks_one_seed(tmp_path: Path) -> None:
         mass = [row[f"{method}_{r}_mass"] for r in ("tumour", "ring_6mm", "rest_of_liver")]
         assert all(0 <= m <= 1 for m in mass)
     models = __import__("pandas").read_csv(tmp_path / "mvi_seed0.csv")
-    assert {"CNN CT", "CNN CT + MRI", "CNN expert-guided (stage 2)", "radiomics CT best ring"} <= set(models["model"])
+    assert {"CNN CT", "CNN CT + MRI", "CNN expert-guided (stage 2)", "radiomics CT, all rings"} <= set(models["model"])
     assert row["deletion_auc_gradcam"] >= 0

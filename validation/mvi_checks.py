@@ -94,14 +94,17 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 
     scores["CNN expert-guided (stage 2)"] = imaging.two_stage_oof(results["CNN expert-guided"], y["mvi"], features=expert)[0]
     X = pd.DataFrame(img.X, index=img.obs_names, columns=img.var_names)
     for m in ("ct", "mri"):
+        has = img.obs_names[img.obs[f"has_{m}"].to_numpy(dtype=bool)].intersection(y.index)
+        rings = img.var_names[(img.var["modality"].str.lower() == m) & img.var["region"].str.startswith("ring_")
+                              & img.var["family"].isin(["cnr", "first_order", "texture"])]
+        scores[f"radiomics {m.upper()}, all rings"] = imaging.radiomics_oof(X.loc[has, rings], y.loc[has, "mvi"],
+                                                                           folds[folds["repeat"] == 0])[0]
         if np.isnan(row[f"{m}_ring_peak_mm"]):
             continue
-        region = f"ring_{row[f'{m}_ring_peak_mm']:g}mm"
-        cols = img.var_names[(img.var["modality"].str.lower() == m) & (img.var["region"] == region)
-                             & img.var["family"].isin(["cnr", "first_order", "texture"])]
-        has = img.obs_names[img.obs[f"has_{m}"].to_numpy(dtype=bool)].intersection(y.index)
-        scores[f"radiomics {m.upper()} best ring"] = imaging.radiomics_oof(X.loc[has, cols], y.loc[has, "mvi"],
-                                                                          folds[folds["repeat"] == 0])[0]
+        # the ring chosen by the comparison on every patient: optimistic, reported for reference only
+        best = rings[img.var.loc[rings, "region"] == f"ring_{row[f'{m}_ring_peak_mm']:g}mm"]
+        scores[f"radiomics {m.upper()} best ring (chosen on all patients)"] = imaging.radiomics_oof(
+            X.loc[has, best], y.loc[has, "mvi"], folds[folds["repeat"] == 0])[0]
     models = imaging.model_table(y["mvi"], scores, n_boot=n_boot, seed=seed)
     models.insert(0, "seed", seed)
     models.to_csv(out / f"mvi_seed{seed}.csv", index=False)
@@ -132,8 +135,8 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 
         model = imaging.fold_classifier(factories["CNN CT"], ct, crops, y, repeat=0, fold=fold)
         group = [by_id[p] for p in positives if ct.fold_model(p)[1] == fold]
         for method in ("gradcam", "gradcam++", "gradient", "occlusion"):
-            maps = imaging.saliency_maps(model, group, y, method=method)
-            tables.append(imaging.saliency_by_region(maps, group, widths=WIDTHS).assign(method=method))
+            maps = imaging.saliency_maps(model, group if method != "occlusion" else group[:3], y, method=method)
+            tables.append(imaging.saliency_by_region(maps, group[:len(maps)], widths=WIDTHS).assign(method=method))
             if method == "gradcam":
                 deletion.append(imaging.deletion_curve(model, group, maps, y, seed=seed))
     sal = pd.concat(tables, ignore_index=True)

@@ -1,8 +1,11 @@
 """Tumour-plus-ring crops of the index lesion from every phase, for the MVI networks.
 
 Each patient's index lesion is cropped from every registered phase with a margin in mm around it (20 mm by
-default: every ring and some liver beyond), resampled to one voxel grid (MONAI dictionary transforms) and saved
-as tensors, so that training reads them from memory. Beside the phases, each crop carries the tumour mask as an
+default: every ring and some liver beyond), resampled to one spacing, then resized to one crop size (MONAI
+dictionary transforms) and saved as tensors, so that training reads them from memory. Crops are therefore
+scale-normalised: the tumour and its margin fill the crop whatever the tumour's size (its size remains an input
+of the clinical model). The MRI crop is centred on the largest MRI lesion, which in a multifocal patient need
+not be the CT index lesion (lesions are not matched across modalities). Beside the phases, each crop carries the tumour mask as an
 extra channel and a *region map* (tumour, each ring shell, the rest of the liver) on the same grid: the map that
 saliency is measured against.
 """

@@ -106,6 +106,9 @@ def radiomics_oof(X: pd.DataFrame, y: pd.Series, folds: pd.DataFrame, *, Cs: int
         for k in sorted(rep["fold"].unique()):
             test = (fold_of == k).to_numpy()
             y_train = y.to_numpy()[~test]
+            if len(np.unique(y_train)) < 2:
+                log.warning("repeat %s fold %s: the training patients hold one class; no prediction for the fold", r, k)
+                continue
             inner = min(inner_splits, int(np.bincount(y_train, minlength=2).min()))
             # a training fold too small for an inner CV keeps the default penalty (said in the log)
             clf = LogisticRegressionCV(Cs=Cs, cv=inner, scoring="neg_log_loss", max_iter=5000, l1_ratios=(0.0,),
@@ -154,8 +157,12 @@ def ring_width_comparison(
     """
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+    from hccomics._options import check_option
+
     var = img.var
-    mod = modality.lower()
+    mod = check_option("modality", modality.lower(), ("ct", "mri"))
+    for fam in families:
+        check_option("families", fam, ("cnr", "first_order", "texture", "shape"))
     has = img.obs.get(f"has_{mod}")
     if has is None:
         raise DataValidationError(f"img has no obs['has_{mod}']: pass the output of aggregate_lesions with {mod} features")
@@ -247,7 +254,8 @@ def mvi_targets(img, clinical: pd.DataFrame, *, widths: Sequence[float], patient
                            "capsule": X[f"ct_delayed_ring_{widths[0]:g}mm_cnr"]})
     expert = (expert - expert.mean()) / expert.std()
     pids = list(patients) if patients is not None else list(img.obs_names)
-    y = pd.DataFrame({"mvi": clinical["mvi"], "high_grade": (clinical["edmondson_grade"] >= 3).astype(float),
+    grade = clinical["edmondson_grade"]
+    y = pd.DataFrame({"mvi": clinical["mvi"], "high_grade": (grade >= 3).astype(float).where(grade.notna()),
                       "log_afp": np.log10(clinical["afp_ng_ml"].clip(lower=1)), "diameter_mm": clinical["tumour_diameter_mm"],
                       "lesion_count": clinical["lesion_count"]}).reindex(pids).join(expert)
     return y[y["mvi"].notna()]

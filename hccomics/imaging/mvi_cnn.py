@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 def _encoder(channels: int, widen: float) -> nn.Module:
     from monai.networks.nets import ResNet
 
-    # ResNet-10 layout with a 3^3 stem and no max-pool: crops are small (32 x 32 x 16 in the demo); instance norm
-    # does not depend on the batch; ReLU not in place, which Grad-CAM's backward hooks need
+    # ResNet-10 layout with a 3^3 stem and no max-pool: crops are small (32 x 32 x 16 in the demo); batch norm: with
+    # instance norm a planted local signal leaked into per-crop statistics and saliency spread over the whole crop
+    # (measured on synthetic crops); ReLU not in place, which Grad-CAM's backward hooks need
     return ResNet(block="basic", layers=[1, 1, 1, 1], block_inplanes=[64, 128, 256, 512], spatial_dims=3,
                   n_input_channels=channels, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True, widen_factor=widen,
                   feed_forward=False, act=("relu", {"inplace": False}), norm="batch")
@@ -155,7 +156,7 @@ class MVIClassifier:
                  checkpoint_dir: str | Path | None = None, progress: bool = False) -> None:
         from hccomics._options import check_option
 
-        self.modality = check_option("modality", modality, ("ct", "mri"))
+        self.modality = check_option("modality", str(modality).lower(), ("ct", "mri"))
         if fusion and self.modality != "ct":
             raise DataValidationError("fusion adds MRI to a CT model: use modality='ct', fusion=True")
         self.fusion, self.targets, self.continuous = bool(fusion), tuple(targets), tuple(continuous)
@@ -177,6 +178,8 @@ class MVIClassifier:
                 raise DataValidationError(f"patient {c['patient_id']} has no MRI; an MRI model takes patients with MRI only")
             it = {"image": c[self.modality], "mri": c["mri"], "has_mri": c["has_mri"].reshape(1).float(),
                   "patient_id": c["patient_id"]}
+            if y is not None and c["patient_id"] not in y.index:
+                raise DataValidationError(f"patient {c['patient_id']} has a crop but no row in y")
             row = y.loc[c["patient_id"]] if y is not None else None
             if self.tabular:
                 if row is None:
@@ -202,8 +205,10 @@ class MVIClassifier:
 
         crops, items = self._build(crops, y)
         keys = ["image", "mri"]
-        aug = Compose([RandFlipd(keys, prob=0.5, spatial_axis=0), RandFlipd(keys, prob=0.5, spatial_axis=1),
-                       RandRotate90d(keys, prob=0.5, spatial_axes=(0, 1))])
+        steps = [RandFlipd(keys, prob=0.5, spatial_axis=0), RandFlipd(keys, prob=0.5, spatial_axis=1)]
+        if items[0]["image"].shape[1] == items[0]["image"].shape[2]:  # quarter turns keep a square plane's shape only
+            steps.append(RandRotate90d(keys, prob=0.5, spatial_axes=(0, 1)))
+        aug = Compose(steps)
         kinds = ["continuous" if t in self.continuous else "binary" for t in self.targets]
         loss = MultiTaskLoss(kinds, [1.0] + [self.aux_weight] * (len(self.targets) - 1))
         trainer = Trainer(self.model_, loss=loss, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
@@ -354,6 +359,8 @@ def cross_validate_cnn(
 
     probe = make_model(0)
     mvi = probe.targets[0]
+    y = y.set_axis(y.index.astype(str))
+    folds = folds.assign(patient_id=folds["patient_id"].astype(str))
     usable = {c["patient_id"]: c for c in crops if probe.modality == "ct" or float(c["has_mri"]) == 1}
     y = y[y[mvi].notna()]
     y = y.loc[[p for p in y.index if p in usable]]
@@ -370,8 +377,14 @@ def cross_validate_cnn(
         model = make_model(1000 * r + k)
         if work_dir is not None:
             model.checkpoint_dir = Path(work_dir) / f"r{r}_f{k}"
-        ident = hashlib.sha256(json.dumps({"params": model.params(), "train": train}, sort_keys=True,
-                                          default=str).encode()).hexdigest()[:12]
+        # the weights' identity: model, training patients, their crops and their targets and inputs
+        digest = hashlib.sha256(json.dumps({"params": model.params(), "train": train}, sort_keys=True, default=str).encode())
+        for p in train:
+            digest.update(usable[p][model.modality].numpy().tobytes())
+            if model.fusion:
+                digest.update(usable[p]["mri"].numpy().tobytes())
+        digest.update(y.loc[train, [*model.targets, *model.tabular]].to_numpy(dtype=float).tobytes())
+        ident = digest.hexdigest()[:12]
         path = Path(work_dir) / f"r{r}_f{k}-{ident}.pt" if work_dir is not None else None
         if path is not None and path.exists():
             model.fit_from_state(load_state_dict(path), [usable[p] for p in train], y.loc[train])

@@ -170,7 +170,8 @@ class LesionRings:
                    "volume_ml": float(m.sum()) * voxel_ml, "clipped_fraction": 0.0}
             if region != "tumour":
                 w = self.widths[self.regions.index(region) - 1]
-                unclipped = m | (self.unclipped & (self.distance <= w) & ~self.allowed)
+                base = self.unclipped if self.unclipped is not None else self.allowed
+                unclipped = m | (base & (self.distance <= w) & ~self.allowed)
                 if self.mode == "shell" and region != self.regions[1]:
                     unclipped &= self.distance > self.widths[self.regions.index(region) - 2]
                 row["width_mm"] = w

@@ -41,13 +41,18 @@ def saliency_maps(clf: MVIClassifier, crops: Sequence[Mapping], y: pd.DataFrame 
 
     ``gradcam`` / ``gradcam++``: MONAI's class activation maps at ``layer`` (upsampled to the crop, min-max
     normalised per crop). The default is the third of the encoder's four blocks: on a 32 x 32 x 16 crop the last
-    block is 4 x 4 x 2 voxels, too coarse to tell a 6 mm ring from the tumour; the third is 8 x 8 x 4. ``occlusion``: MONAI's occlusion sensitivity with a cube of ``occlusion_size`` voxels, as
+    block is 4 x 4 x 2 voxels, too coarse to tell a ring from the tumour; the third is 8 x 8 x 4. Crops are
+    scale-normalised (the tumour plus its margin fills the crop), so a ring's width in voxels varies with the
+    tumour's size. ``occlusion``: MONAI's occlusion sensitivity with a cube of ``occlusion_size`` voxels, as
     the drop of the MVI logit when a region is hidden (negative drops set to 0); slower, so use it on few crops.
     ``gradient``: MONAI's vanilla gradient of the MVI logit with respect to the input, absolute, summed over the
     phases (the tumour-mask channel left out), at the crop's full resolution.
     """
     method = check_option("method", method, METHODS)
     clf._check_fitted()
+    if method == "occlusion" and clf._inputs():
+        raise DataValidationError("occlusion needs a single-input model (MONAI repeats the image, not the MRI or tabular "
+                                  "inputs); use gradcam, gradcam++ or gradient for fusion and tabular models")
     model = clf.model_.eval()
     with warnings.catch_warnings():
         # MONAI 1.6's occlusion indexes tensors with lists, which torch deprecates; nothing for our callers to act on

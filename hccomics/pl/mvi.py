@@ -101,10 +101,20 @@ def saliency_by_region_bars(summary: pd.DataFrame, *, title: str = "Where the MV
     return fig
 
 
-def cam_overlay(images: dict, cam, regions, *, slice_index: int | None = None, title: str = "Grad-CAM") -> go.Figure:
+def cam_overlay(images: dict, cam, regions, *, n_rings: int = 5, slice_index: int | None = None,
+                title: str = "Grad-CAM") -> go.Figure:
     """Axial slices of a crop per phase with the saliency map as a heatmap and the region outlines.
 
-    ``images``: phase -> 3-D crop; ``cam``: 3-D map on the same grid; ``regions``: the crop's region map.
+    ``images``: phase -> 3-D crop; ``cam``: 3-D map on the same grid; ``regions``: the crop's region map (codes of
+    :func:`hccomics.imaging.region_names`: 1 tumour, 2 to ``n_rings + 1`` the rings).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> reg = np.ones((4, 4, 2), np.uint8); reg[0] = 7
+    >>> fig = cam_overlay({"arterial": np.zeros((4, 4, 2))}, np.ones((4, 4, 2)), reg)
+    >>> [t.type for t in fig.data][:3]
+    ['heatmap', 'contour', 'contour']
     """
     import numpy as np
     from plotly.subplots import make_subplots
@@ -116,7 +126,7 @@ def cam_overlay(images: dict, cam, regions, *, slice_index: int | None = None, t
     n = len(images) + 1
     fig = make_subplots(rows=1, cols=n, subplot_titles=[*(p.replace("_", " ") for p in images), "saliency"],
                         horizontal_spacing=0.02)
-    outline = {"tumour": (regions == 1), "rings": (regions >= 1) & (regions < regions.max())}
+    outline = {"tumour": (regions == 1), "rings": (regions >= 1) & (regions <= n_rings + 1)}
     for i, plane in enumerate([*images.values(), cam]):
         z = np.asarray(plane)[:, :, slice_index].T[::-1, ::-1]
         fig.add_trace(go.Heatmap(z=z, colorscale="gray" if i < n - 1 else "hot", showscale=i == n - 1,
