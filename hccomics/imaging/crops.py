@@ -74,6 +74,11 @@ def crop_items(
     list of dict
         ``patient_id``, and per modality ``m`` (``ct``, ``mri``) the phase paths ``m``, the phases ``m_phases`` and
         ``m_tumour`` (index lesion, binary); ``regions`` (CT frame); MRI keys are ``None`` for a patient without MRI.
+
+    Examples
+    --------
+    >>> items = crop_items({"CT": lesions_ct, "MRI": lesions_mri}, {"CT": reg_ct, "MRI": reg_mri},  # doctest: +SKIP
+    ...                    out_dir="work/crop_masks")
     """
     from hccomics.imaging.data import segmentation_items
     from hccomics.io.nifti import read_nifti, save_nifti
@@ -169,6 +174,12 @@ def prepare_crops(
         ``patient_id``; ``ct``: phases plus the tumour mask as the last channel, ``(P + 1, *size)``, float32;
         ``regions``: the region map on the CT crop (uint8 codes of :func:`region_names`); ``mri`` likewise, or
         zeros for a patient without MRI, with ``has_mri`` 0.
+
+    Examples
+    --------
+    >>> crops = prepare_crops(items, spacing=(1.5, 1.5, 3.0), size=(32, 32, 16), cache_dir="work/crops")  # doctest: +SKIP
+    >>> crops[0]["ct"].shape  # doctest: +SKIP
+    torch.Size([5, 32, 32, 16])
     """
     import torch
     from tqdm.auto import tqdm

@@ -78,6 +78,15 @@ def exam_features(
         :meth:`LesionRings.table` of every lesion (volumes, liver clipping).
     liver : dict
         Whole-liver features (parenchyma outside every tumour).
+
+    Examples
+    --------
+    >>> from hccomics.datasets import demo_cohort_dir, make_demo_cohort
+    >>> from hccomics.imaging import register_cohort, segmentation_items
+    >>> from hccomics.io import image_table
+    >>> t = image_table(make_demo_cohort(demo_cohort_dir("smoke"), profile="smoke"))  # doctest: +SKIP
+    >>> item = segmentation_items(register_cohort(t, out_dir="registered")[0])[0]  # doctest: +SKIP
+    >>> lesions, rings, liver = exam_features(item)  # doctest: +SKIP
     """
     from scipy import ndimage
 
@@ -281,6 +290,12 @@ def aggregate_lesions(*lesion_adatas, patients: Sequence[str] | None = None, rul
     anndata.AnnData
         One row per patient; ``var["modality"]`` and the lesion ``var`` columns (``region``, ``phase``,
         ``family``, ``width_mm``); ``uns["img"]`` holds the rule and each modality's parameters.
+
+    Examples
+    --------
+    >>> img = aggregate_lesions(lesion_features(ct_items, modality="CT"),  # doctest: +SKIP
+    ...                         lesion_features(mri_items, modality="MRI"))
+    >>> img.obs[["has_ct", "has_mri"]].sum()  # doctest: +SKIP
     """
     import anndata as ad
 

@@ -30,6 +30,14 @@ def _labels(y: pd.Series) -> pd.Series:
     return y.astype(int)
 
 
+def _both_classes(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # a bootstrap resample with one class has no AUC: raising makes bootstrap_ci skip it (sklearn would warn and
+    # return NaN, which would spoil the percentiles)
+    if len(np.unique(y)) < 2:
+        raise ValueError("one class in the resample")
+    return y, score
+
+
 def mvi_folds(y: pd.Series, *, n_splits: int = 5, n_repeats: int = 3, seed: int = 0) -> pd.DataFrame:
     """Repeated stratified k-fold assignment: one row per patient and repeat with its held-out ``fold``.
 
@@ -69,19 +77,25 @@ def auc_ci(y: Sequence[int], score: Sequence[float], *, n_boot: int = 1000, seed
     from hccomics.survival.metrics import bootstrap_ci
 
     yy, ss = np.asarray(y), np.asarray(score, dtype=float)
-    return bootstrap_ci(lambda idx: roc_auc_score(yy[idx], ss[idx]), len(yy), n_boot=n_boot, seed=seed)
+    return bootstrap_ci(lambda idx: roc_auc_score(*_both_classes(yy[idx], ss[idx])), len(yy), n_boot=n_boot, seed=seed)
 
 
 def compare_auc(y: Sequence[int], score_a: Sequence[float], score_b: Sequence[float], *, n_boot: int = 1000,
                 seed: int = 0) -> dict:
-    """Paired bootstrap of the AUC difference ``b - a`` on the same patients."""
+    """Paired bootstrap of the AUC difference ``b - a`` on the same patients.
+
+    Examples
+    --------
+    >>> d = compare_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], [0.1, 0.2, 0.7, 0.8], n_boot=100)
+    >>> d["auc_a"], d["auc_b"], d["estimate"]
+    (0.75, 1.0, 0.25)"""
     from sklearn.metrics import roc_auc_score
 
     from hccomics.survival.metrics import bootstrap_ci
 
     yy, a, b = np.asarray(y), np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)
-    out = bootstrap_ci(lambda idx: roc_auc_score(yy[idx], b[idx]) - roc_auc_score(yy[idx], a[idx]), len(yy),
-                       n_boot=n_boot, seed=seed)
+    out = bootstrap_ci(lambda idx: roc_auc_score(*_both_classes(yy[idx], b[idx])) - roc_auc_score(yy[idx], a[idx]),
+                       len(yy), n_boot=n_boot, seed=seed)
     out["auc_a"], out["auc_b"] = float(roc_auc_score(yy, a)), float(roc_auc_score(yy, b))
     return out
 
@@ -92,6 +106,15 @@ def radiomics_oof(X: pd.DataFrame, y: pd.Series, folds: pd.DataFrame, *, Cs: int
     Missing values are imputed with training-fold medians, features standardised on the training fold, and
     the penalty chosen by an inner stratified CV on the training fold (``LogisticRegressionCV``, log loss: AUC
     saturates when classes separate, and then cannot choose).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = pd.Series([0, 1] * 20, index=[f"P{i}" for i in range(40)])
+    >>> X = pd.DataFrame({"signal": y + rng.normal(0, 0.3, 40), "noise": rng.normal(size=40)}, index=y.index)
+    >>> oof = radiomics_oof(X, y, mvi_folds(y, n_splits=4, n_repeats=1))
+    >>> oof.shape, bool(oof[0].notna().all())
+    ((40, 1), True)
     """
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
@@ -152,6 +175,11 @@ def ring_width_comparison(
         ``auc_repeat_mean`` and ``auc_repeat_sd`` over repeats, ``log_loss`` and ``brier`` (means over repeats),
         ``n_patients``, ``n_positive``, and ``best``: the highest AUC, ties broken by the lower log loss (AUC
         saturates at 1 when classes separate, as the demo cohort's planted band does from 4 mm on).
+
+    Examples
+    --------
+    >>> table, oof = ring_width_comparison(img, clinical["mvi"], folds=mvi_folds(clinical["mvi"]))  # doctest: +SKIP
+    >>> table[["region", "auc", "auc_low", "auc_high", "best"]]  # doctest: +SKIP
     oof : pandas.DataFrame
         Repeat-averaged out-of-fold probability per patient (rows) and region (columns).
     """
@@ -197,7 +225,13 @@ def ring_width_comparison(
 
 
 def roc_points(y: pd.Series, scores: dict[str, pd.Series]) -> pd.DataFrame:
-    """ROC curve points per model (each on the patients it scored): ``model``, ``fpr``, ``tpr``, ``threshold``."""
+    """ROC curve points per model (each on the patients it scored): ``model``, ``fpr``, ``tpr``, ``threshold``.
+
+    Examples
+    --------
+    >>> y = pd.Series([0, 0, 1, 1], index=list("abcd"))
+    >>> roc_points(y, {"m": pd.Series([0.1, 0.4, 0.35, 0.8], index=list("abcd"))})["tpr"].tolist()
+    [0.0, 0.5, 0.5, 1.0, 1.0]"""
     from sklearn.metrics import roc_curve
 
     frames = []
@@ -213,6 +247,13 @@ def model_table(y: pd.Series, scores: dict[str, pd.Series], *, n_boot: int = 100
     """AUC with its 95 % bootstrap CI for every model, each on the patients it scored (rows in the given order).
 
     A model whose patients hold one class only gets NaN (logged), not an error.
+
+    Examples
+    --------
+    >>> y = pd.Series([0, 0, 1, 1], index=list("abcd"))
+    >>> t = model_table(y, {"m": pd.Series([0.1, 0.4, 0.35, 0.8], index=list("abcd"))}, n_boot=50)
+    >>> t[["model", "auc", "n_patients", "n_positive"]].to_dict("records")
+    [{'model': 'm', 'auc': 0.75, 'n_patients': 4, 'n_positive': 2}]
     """
     rows = []
     for name, s in scores.items():
@@ -243,6 +284,12 @@ def mvi_targets(img, clinical: pd.DataFrame, *, widths: Sequence[float], patient
     used): ``margin_irregularity`` (radial CV of the tumour surface), ``peritumoral_enhancement`` (mean arterial
     CNR of the CT ring shells) and ``capsule`` (delayed-phase CNR of the first ring); clinical inputs ``log_afp``
     (log10 AFP, ng/mL), ``diameter_mm`` and ``lesion_count``.
+
+    Examples
+    --------
+    >>> y = mvi_targets(img, clinical, widths=(2, 4, 6, 8, 10))  # doctest: +SKIP
+    >>> y.columns.tolist()  # doctest: +SKIP
+    ['mvi', 'high_grade', 'log_afp', 'diameter_mm', 'lesion_count', 'margin_irregularity', 'peritumoral_enhancement', 'capsule']
     """
     X = pd.DataFrame(img.X, index=img.obs_names, columns=img.var_names)
     rings = [f"ct_arterial_ring_{w:g}mm_cnr" for w in widths]

@@ -352,6 +352,12 @@ def cross_validate_cnn(
         model, data and fold; training checkpoints resume an interrupted fold.
     repeats
         Which repeats to run (default all).
+
+    Examples
+    --------
+    >>> cv = cross_validate_cnn(lambda s: MVIClassifier(epochs=20, seed=s), crops, y, folds,  # doctest: +SKIP
+    ...                         work_dir="work/models/ct")
+    >>> cv.oof[0], cv.embeddings, cv.fold_model("HCC-0007")  # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
@@ -431,6 +437,13 @@ def two_stage_oof(result: CVResult, y: pd.Series, *, features: Sequence[str]) ->
 
     In each fold a logistic regression learns MVI from the features the fold's network predicted for its own
     training patients, and is applied to the features it predicted for the held-out ones; one column per repeat.
+    (Training and held-out features are thus predicted in-sample and out of fold: the second stage's probabilities
+    are not calibrated; compare it by AUC.)
+
+    Examples
+    --------
+    >>> cv = cross_validate_cnn(mvi_models()["CNN expert-guided"], crops, y, folds)  # doctest: +SKIP
+    >>> two_stage_oof(cv, y["mvi"], features=("margin_irregularity", "peritumoral_enhancement", "capsule"))  # doctest: +SKIP
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -47,6 +47,11 @@ def saliency_maps(clf: MVIClassifier, crops: Sequence[Mapping], y: pd.DataFrame 
     the drop of the MVI logit when a region is hidden (negative drops set to 0); slower, so use it on few crops.
     ``gradient``: MONAI's vanilla gradient of the MVI logit with respect to the input, absolute, summed over the
     phases (the tumour-mask channel left out), at the crop's full resolution.
+
+    Examples
+    --------
+    >>> maps = saliency_maps(clf, crops, y, method="gradcam")  # doctest: +SKIP
+    >>> saliency_by_region(maps, crops, widths=(2, 4, 6, 8, 10)).groupby("region")["enrichment"].mean()  # doctest: +SKIP
     """
     method = check_option("method", method, METHODS)
     clf._check_fitted()
@@ -154,6 +159,11 @@ def deletion_curve(clf: MVIClassifier, crops: Sequence[Mapping], maps: np.ndarra
     pandas.DataFrame
         One row per crop: ``patient_id``, ``auc_saliency``, ``auc_random`` and the curves (``curve_saliency``,
         ``curve_random``: probabilities at fractions ``0, 1/steps, ..., 1``).
+
+    Examples
+    --------
+    >>> table = deletion_curve(clf, crops, saliency_maps(clf, crops, method="gradient"))  # doctest: +SKIP
+    >>> table[["auc_saliency", "auc_random"]].mean()  # doctest: +SKIP
     """
     clf._check_fitted()
     maps = np.asarray(maps, dtype=float)
