@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -138,11 +136,6 @@ def exam_features(
     return pd.DataFrame(rows), ring_table, liver_feats
 
 
-def _one_exam(args: tuple) -> tuple:
-    item, kwargs = args
-    return exam_features(item, **kwargs)
-
-
 def lesion_features(
     items: Sequence[Mapping],
     *,
@@ -192,8 +185,8 @@ def lesion_features(
     >>> lesions = lesion_features(segmentation_items(registered))  # doctest: +SKIP
     """
     import anndata as ad
-    from tqdm.auto import tqdm
 
+    from hccomics.imaging._parallel import map_processes
     from hccomics.imaging.rings import _check_widths
 
     modality = check_option("modality", modality, ("CT", "MRI"))
@@ -211,24 +204,8 @@ def lesion_features(
     if unknown:
         raise DataValidationError(f"lesion_masks holds patients without an exam: {unknown}")
     kwargs = {"widths": widths, "mode": mode, "levels": int(levels)}
-    jobs = [(it, {**kwargs, "lesion_mask": lesion_masks.get(str(it["patient_id"]))}) for it in items]
-    n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
-    if "fork" not in multiprocessing.get_all_start_methods():
-        n_jobs = 1
-    bar = tqdm(total=len(jobs), desc=f"{modality} lesion features", unit="exam")
-    results = []
-    if n_jobs == 1:
-        for job in jobs:
-            results.append(_one_exam(job))
-            bar.update()
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            for res in pool.map(_one_exam, jobs):
-                results.append(res)
-                bar.update()
-    bar.close()
+    jobs = [((it,), {**kwargs, "lesion_mask": lesion_masks.get(str(it["patient_id"]))}) for it in items]
+    results = map_processes(exam_features, jobs, n_jobs=n_jobs, desc=f"{modality} lesion features", unit="exam")
     m = modality.lower()
     frames, ring_frames, liver_rows, empty = [], [], {}, []
     for it, (les, rings, liver) in zip(items, results):

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing
-import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -511,8 +509,7 @@ def register_cohort(
     >>> t = image_table(make_demo_cohort(demo_cohort_dir("smoke"), profile="smoke"))  # doctest: +SKIP
     >>> registered, qc = register_cohort(t, out_dir="registered")  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
+    from hccomics.imaging._parallel import map_processes
     from hccomics.imaging.data import DEFAULT_PHASES, REFERENCE_PHASE
 
     modality = check_option("modality", modality, tuple(REFERENCE_PHASE))
@@ -535,27 +532,11 @@ def register_cohort(
     out_rows, qcs = [], []
     jobs = {pid: (dict(exam["path"].loc[phases]),
                   dict(exam["mask_liver"].loc[phases].dropna()) if "mask_liver" in exam else None) for pid, exam in exams.items()}
-    n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(jobs)))
-    if "fork" not in multiprocessing.get_all_start_methods():
-        n_jobs = 1
-    bar = tqdm(total=len(jobs), desc=f"registering {modality} phases", unit="patient")
-    if n_jobs == 1:
-        results = {}
-        for pid, (images, liver) in jobs.items():
-            results[pid] = register_phases(images, reference=reference, out_dir=Path(out_dir) / str(pid), liver_masks=liver, **kwargs)
-            bar.update()
-    else:
-        from concurrent.futures import ProcessPoolExecutor
-
-        # fork: spawn would re-run a user's script without a __main__ guard; the children only run SimpleITK
-        with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = {pid: pool.submit(register_phases, images, reference=reference, out_dir=Path(out_dir) / str(pid),
-                                        liver_masks=liver, **kwargs) for pid, (images, liver) in jobs.items()}
-            results = {}
-            for pid, fut in futures.items():
-                results[pid] = fut.result()
-                bar.update()
-    bar.close()
+    # the children only run SimpleITK
+    done = map_processes(register_phases, [((images,), {"reference": reference, "out_dir": Path(out_dir) / str(pid),
+                                                        "liver_masks": liver, **kwargs}) for pid, (images, liver) in jobs.items()],
+                         n_jobs=n_jobs, desc=f"registering {modality} phases", unit="patient")
+    results = dict(zip(jobs, done))
     for pid, exam in exams.items():
         res = results[pid]
         for ph in phases:
