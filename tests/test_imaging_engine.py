@@ -83,10 +83,20 @@ def test_other_configuration_does_not_resume(tmp_path: Path) -> None:
     assert list(history["epoch"]) == [1]
 
 
+def _torchrun(cmd: list[str]) -> None:
+    # the standalone rendezvous of torchrun occasionally fails to start on a busy machine (seen once in CI, not
+    # reproduced in 5 runs): one retry, then fail with the launcher's own message
+    for _ in range(2):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+        if done.returncode == 0:
+            return
+    raise AssertionError(f"torchrun failed twice (exit {done.returncode}):\n{done.stderr[-3000:]}")
+
+
 def test_ddp_two_processes_equal_one_with_double_batch(tmp_path: Path) -> None:
     script = HERE / "ddp_train_script.py"
     env_cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    subprocess.run([*env_cmd, str(tmp_path / "ddp.pt"), "2"], check=True, capture_output=True, timeout=180)
+    _torchrun([*env_cmd, str(tmp_path / "ddp.pt"), "2"])
     subprocess.run([sys.executable, str(script), str(tmp_path / "single.pt"), "4"], check=True, capture_output=True, timeout=180)
     ddp, single = load_state_dict(tmp_path / "ddp.pt"), load_state_dict(tmp_path / "single.pt")
     init = UNet(3, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, bias=False)
