@@ -17,7 +17,7 @@ $(VENV)/.torch: | $(PY)
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	$(PY) -m pip install --disable-pip-version-check -e ".[omics,survival,imaging,test]"
+	$(PY) -m pip install --disable-pip-version-check -e ".[omics,survival,imaging,graph,test]"
 	@touch $@
 
 demo: $(VENV)/.installed

@@ -36,7 +36,7 @@ def _requirement_set(specs: list[str]) -> set[str]:
 def test_environment_yml_matches_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    expected = set(project["dependencies"]) | set(extras["omics"]) | set(extras["survival"]) | set(extras["imaging"]) | set(extras["test"])
+    expected = set(project["dependencies"]) | set(extras["omics"]) | set(extras["survival"]) | set(extras["imaging"]) | set(extras["graph"]) | set(extras["test"])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = [p for p in pip if not p.startswith("-e")]

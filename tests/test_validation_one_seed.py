@@ -78,3 +78,22 @@ def test_mvi_checks_one_seed(tmp_path: Path) -> None:
     models = __import__("pandas").read_csv(tmp_path / "mvi_seed0.csv")
     assert {"CNN CT", "CNN CT + MRI", "CNN expert-guided (stage 2)", "radiomics CT, all rings"} <= set(models["model"])
     assert row["deletion_auc_gradcam"] >= 0
+
+
+def test_graph_checks_one_seed(tmp_path: Path) -> None:
+    """The graph-fusion validation end to end on the smoke cohort: every model, task, explanation and the null row."""
+    import graph_checks
+
+    small = {"epochs": 1, "width": 0.0625, "crop_size": (16, 16, 8), "crop_spacing": (2.0, 2.0, 4.0), "n_splits": 2}
+    row = graph_checks.one_seed(0, profile="smoke", out=tmp_path, n_splits=2, n_repeats=1, n_boot=50, epochs=20,
+                                n_genes=100, image_kwargs=small)
+    assert row["patients"] == 40 and row["imaged"] == 6
+    models = __import__("pandas").read_csv(tmp_path / "graph_seed0_models.csv", index_col=0)
+    assert {"recurrence_2y", "survival", "mvi"} == set(models["task"])
+    assert {"GCN fused", "GCN fused (inductive)", "hetero GNN", "linear concat", "GCN RNA"} <= set(models.index)
+    fused = models[(models["task"] == "survival")].loc["GCN fused"]
+    assert 0.0 <= fused["low"] <= fused["estimate"] <= fused["high"] <= 1.0
+    assert 0 <= row["explain planted genes in top10 mean"] <= 10
+    null = graph_checks.one_seed(0, null=True, profile="smoke", out=tmp_path, n_splits=2, n_repeats=1, n_boot=50,
+                                 epochs=20, n_genes=100, image_kwargs=small, tasks=("recurrence_2y",))
+    assert null["null fused auc covers 0.5"] in (0.0, 1.0)

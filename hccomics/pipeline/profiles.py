@@ -15,7 +15,9 @@ PROFILE_PARAMETERS: dict[str, dict[str, Any]] = {
               "n_folds": 2, "liver_epochs": 3, "lesion_epochs": 3, "variant_epochs": 2, "val_every": 3, "coarse_spacing": [4.0, 4.0, 8.0],
               "fine_spacing": [2.0, 2.0, 4.0], "patch_size": [32, 32, 16],
               # 06 MVI prediction: small crops on the smoke grid, two epochs
-              "crop_spacing": [2.0, 2.0, 4.0], "crop_size": [16, 16, 8], "cnn_epochs": 2, "occlusion_patients": 1},
+              "crop_spacing": [2.0, 2.0, 4.0], "crop_size": [16, 16, 8], "cnn_epochs": 2, "occlusion_patients": 1,
+              # 08 graph fusion: short training
+              "gnn_epochs": 30},
     "demo": {},
     # GPU, real volume sizes (the full demo profile is 192 x 192 x 80 at 1 x 1 x 2 mm)
     "full": {"n_folds": 5, "liver_epochs": 60, "lesion_epochs": 200, "variant_epochs": 100, "coarse_spacing": [2.0, 2.0, 4.0],

@@ -2,6 +2,7 @@
 
 from hccomics.pl.cohort import category_counts, follow_up, modality_availability
 from hccomics.pl.dnb import dnb_landscape, dnb_module_heatmap, dnb_module_network, dnb_sample_scores, dnb_scores
+from hccomics.pl.graph import attribution_bars, fusion_differences, fusion_model_comparison, patient_embedding
 from hccomics.pl.imaging import image_slices, tile_gallery
 from hccomics.pl.mvi import cam_overlay, deletion_curves, ring_width_auc, roc_curves, saliency_by_region_bars
 from hccomics.pl.omics import (
@@ -25,6 +26,7 @@ from hccomics.pl.segmentation import (
 from hccomics.pl.survival import calibration_plot, forest_plot, km_plot, model_comparison, nomogram_plot, td_auc_plot
 
 __all__ = [
+    "attribution_bars",
     "calibration_plot",
     "cam_overlay",
     "category_counts",
@@ -39,6 +41,8 @@ __all__ = [
     "fold_metrics",
     "follow_up",
     "forest_plot",
+    "fusion_differences",
+    "fusion_model_comparison",
     "gsea_running_score",
     "image_slices",
     "km_plot",
@@ -47,6 +51,7 @@ __all__ = [
     "modality_availability",
     "model_comparison",
     "nomogram_plot",
+    "patient_embedding",
     "pca_scatter",
     "phase_embedding_trajectory",
     "phase_feature_maps",

@@ -9,9 +9,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from hccomics._early_stopping import EarlyStopping
 from hccomics._options import check_option
 from hccomics.errors import DataValidationError
 from hccomics.survival.base import SurvivalModel
+from hccomics.survival.losses import cox_loss
 
 __all__ = ["DeepSurv", "MultimodalDeepSurv"]
 
@@ -104,7 +106,6 @@ class DeepSurv(SurvivalModel):
         """Train on a table with a duration column, an event column and covariates (default: all others)."""
         import torch
         from sksurv.linear_model.coxph import BreslowEstimator
-        from torchsurv.loss.cox import neg_partial_log_likelihood
 
         from hccomics.settings import resolve_device
 
@@ -130,11 +131,9 @@ class DeepSurv(SurvivalModel):
 
             def loss_of(idx: np.ndarray) -> "torch.Tensor":
                 i = torch.as_tensor(idx, device=device)
-                if not bool(te[i].any()):  # no event: no partial likelihood, no gradient
-                    return torch.zeros((), device=device, requires_grad=True)
-                return neg_partial_log_likelihood(net(tx[i]), te[i], tt[i], ties_method=self.ties, reduction="mean")
+                return cox_loss(net(tx[i]), tt[i], te[i], ties=self.ties)
 
-            best, best_state, wait, history = np.inf, None, 0, []
+            stop, history = EarlyStopping(patience=self.patience), []
             bs = len(train_idx) if self.batch_size is None else int(self.batch_size)
             import warnings
 
@@ -152,15 +151,9 @@ class DeepSurv(SurvivalModel):
                     with torch.no_grad():
                         val = float(loss_of(val_idx if len(val_idx) else train_idx))
                         history.append(val)
-                    if val < best - 1e-6:
-                        best, wait = val, 0
-                        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                    else:
-                        wait += 1
-                        if wait >= self.patience:
-                            break
-            if best_state is not None:
-                net.load_state_dict(best_state)
+                    if stop.step(val, net):
+                        break
+            stop.restore(net)
             net.eval()
             self.net_ = net.cpu()
         self.history_ = pd.Series(history, name="validation_loss")
