@@ -50,13 +50,16 @@ def cohort(smoke_manifest: Path):
 
 
 def _fake_img(patients: pd.Index, *, seed: int = 0, n_cnn: int = 4) -> ad.AnnData:
-    """A patient-level image AnnData as notebooks 05 / 06 write it: 2 features per region, CNN embeddings."""
+    """A patient-level image AnnData as notebooks 05 / 06 write it: 2 features per region, CNN outputs and embeddings."""
     rng = np.random.default_rng(seed)
     names = [f"ct_ap_{r}_f{i}" for r in IMG_GROUPS for i in range(2)]
     var = pd.DataFrame({"region": [r for r in IMG_GROUPS for _ in range(2)], "phase": "AP", "family": "firstorder",
                         "modality": "CT"}, index=names)
     img = ad.AnnData(rng.normal(size=(len(patients), len(names))), obs=pd.DataFrame(index=list(patients)), var=var)
     img.obsm["X_cnn"] = rng.normal(size=(len(patients), n_cnn))
+    img.obs["cnn_fold"] = np.arange(len(patients)) % 2
+    img.obs["cnn_mvi"] = rng.uniform(size=len(patients))  # out-of-fold CNN probabilities (notebook 06)
+    img.obs["cnn_high_grade"] = rng.uniform(size=len(patients))
     return img
 
 
@@ -365,7 +368,7 @@ def test_missing_modality_counted_fused_predicts_single_modality_nan(cohort, fi_
     summ = fi_img.summary()
     assert summ.loc["image", "missing_patients"] == len(lacking) == 40 - N_IMAGED
     assert summ.loc["image", "patients"] == N_IMAGED and summ.loc["rna", "missing_patients"] == 0
-    assert summ.loc["image", "features"] == 6 + 4
+    assert summ.loc["image", "features"] == 6 + 2  # ring features and the two CNN probabilities (no embedding by default)
     assert fi_img.blocks["image"].loc[lacking].isna().all().all()
     lab = graph.task_labels(clinical, "mvi")
     fused = FusionModel(**FAST).fit(fi_img, lab, train=lab.index).predict()

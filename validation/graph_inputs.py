@@ -60,6 +60,8 @@ def image_modality(seed: int, *, null: bool = False, profile: str = "demo", out:
     img.obsm["X_cnn"] = ct.embeddings.reindex(img.obs_names).to_numpy(dtype=np.float32)
     img.obs["cnn_fold"] = [next((k for (r, k), train in ct.train_patients.items()
                                  if r == 0 and p in ct.embeddings.index and p not in train), -1) for p in img.obs_names]
+    for target, values in ct.outputs[0].items():  # out-of-fold probabilities, comparable across fold networks
+        img.obs[f"cnn_{target}"] = values.reindex(img.obs_names).to_numpy(dtype=float)
     img.uns["X_cnn"] = {"model": "CNN CT (MVI + high grade)", "repeat": 0, "epochs": epochs, "width": width}
     dest.parent.mkdir(parents=True, exist_ok=True)
     img.write_h5ad(dest)

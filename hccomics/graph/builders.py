@@ -92,7 +92,9 @@ def patient_graph(block: pd.DataFrame, *, train: Sequence[str] | pd.Index | None
     of NaN) are isolated nodes. ``transductive``: every patient with the modality takes its ``k`` nearest
     neighbours among all of them (symmetrised), so test patients' *features* shape the graph; no label is
     used. ``inductive``: training patients link only to training patients, and each other patient receives
-    edges from its ``k`` nearest training patients and sends none, so nothing about it reaches training.
+    edges from its ``k`` nearest training patients and sends none, so neither its features nor its label reach
+    the training patients (the label-free, cohort-wide steps of :func:`fusion_inputs`, VST and gene selection,
+    come before and are outside the folds).
 
     Parameters
     ----------

@@ -4,6 +4,8 @@ pathways and image-feature groups."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import contextmanager
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -35,6 +37,21 @@ def _mean_output(net, index):
     return MeanOutput()
 
 
+@contextmanager
+def _raw_hetero_edge_masks():
+    """PyG's heterogeneous Captum wrapper sets edge masks through a sigmoid (PyG 2.8: ``set_hetero_masks`` with
+    its default ``apply_sigmoid=True``), so integrated gradients would run from sigmoid(0) = 0.5 to 0.73 instead
+    of from "edge off" to "edge on"; the homogeneous wrapper passes ``apply_sigmoid=False``. Do the same here."""
+    from torch_geometric.explain.algorithm import captum as pyg_captum
+
+    original = pyg_captum.set_hetero_masks
+    pyg_captum.set_hetero_masks = partial(original, apply_sigmoid=False)
+    try:
+        yield
+    finally:
+        pyg_captum.set_hetero_masks = original
+
+
 def explain(model: FusionModel, inputs: FusionInputs, *, patients: Sequence[str] | None = None,
             method: Literal["IntegratedGradients", "Saliency", "InputXGradient"] = "IntegratedGradients",
             n_steps: int = 32) -> dict[str, pd.DataFrame]:
@@ -43,7 +60,7 @@ def explain(model: FusionModel, inputs: FusionInputs, *, patients: Sequence[str]
     PyG's :class:`~torch_geometric.explain.Explainer` with a :class:`~torch_geometric.explain.algorithm.CaptumExplainer`
     attributes the mean output over ``patients`` (default: every patient) to the node features of every node
     type (``node_mask_type="attributes"``). A feature's importance is the sum over nodes of its absolute
-    attribution, divided by the number of explained patients: through the graph, a patient's output also
+    attribution (the target is already a mean over patients): through the graph, a patient's output also
     depends on its neighbours' features, so every node counts.
 
     For the patient-similarity and Kronecker models the node types are the modalities, so the importances are
@@ -90,9 +107,8 @@ def explain(model: FusionModel, inputs: FusionInputs, *, patients: Sequence[str]
         expl = explainer({k: v.float() for k, v in cpu.x_dict.items()}, cpu.edge_index_dict,
                          edge_weight_dict=cpu.edge_weight_dict, available_dict=cpu.available_dict)
     out: dict[str, pd.DataFrame] = {}
-    n = len(idx)
     if model.architecture == "hetero":
-        out["clinical"] = _table(expl["patient"].node_mask.detach().abs().numpy().sum(axis=0) / n,
+        out["clinical"] = _table(expl["patient"].node_mask.detach().abs().numpy().sum(axis=0),
                                  inputs.blocks["clinical"].columns, inputs.features["clinical"])
         # gene and image-feature nodes are shared by every patient, so attributing the mean output to their
         # node features lets patients' contributions cancel; their values sit on the edges instead, which are
@@ -100,7 +116,7 @@ def explain(model: FusionModel, inputs: FusionInputs, *, patients: Sequence[str]
         edge_explainer = Explainer(_mean_output(net, torch.as_tensor(idx)), algorithm=CaptumExplainer(method, **kwargs),
                                    explanation_type="model", node_mask_type=None, edge_mask_type="object",
                                    model_config={"mode": "regression", "task_level": "graph", "return_type": "raw"})
-        with cpu_threads(model.num_threads):
+        with cpu_threads(model.num_threads), _raw_hetero_edge_masks():
             edges = edge_explainer({k: v.float() for k, v in cpu.x_dict.items()}, cpu.edge_index_dict,
                                    edge_weight_dict=cpu.edge_weight_dict, available_dict=cpu.available_dict)
         for kind, mod, rel, back in (("gene", "rna", "expressed_in", "expresses"),
@@ -111,12 +127,12 @@ def explain(model: FusionModel, inputs: FusionInputs, *, patients: Sequence[str]
             for et, end in (((kind, rel, "patient"), 0), (("patient", back, kind), 1)):
                 mask = edges[et].edge_mask.detach().abs().numpy()
                 np.add.at(total, cpu.edge_index_dict[et][end].numpy(), mask)
-            out[mod] = _table(total / n, batch.hetero[kind].names, inputs.features[mod])
+            out[mod] = _table(total, batch.hetero[kind].names, inputs.features[mod])
         model.net_.to(model.device_)
         return out
     for m in model.modalities_:
         mask = expl[m].node_mask.detach().abs().numpy()
-        out[m] = _table(mask.sum(axis=0) / n, inputs.blocks[m].columns, inputs.features[m])
+        out[m] = _table(mask.sum(axis=0), inputs.blocks[m].columns, inputs.features[m])
     model.net_.to(model.device_)
     return out
 

@@ -22,7 +22,8 @@ TASKS = ("recurrence_2y", "mvi", "survival")
 MISSING_RULE = (
     "a patient without a modality keeps its node; in that modality its features are the training mean (zero after "
     "standardising), it has no similarity edges, its embedding is zeroed before fusion and an availability flag "
-    "tells the fusion head; single-modality models score only the patients that have their modality"
+    "tells the fusion head; single-modality models score only the patients that have their modality; a patient "
+    "with part of a modality (e.g. CT but no MRI, or no CNN output) has the missing features set to the training mean"
 )
 # pathology read after resection (MVI, grade) is a target or post-operative: the clinical block is pre-operative
 _CLINICAL = ("age", "child_pugh_index", "bclc_index", "log10_afp", "log2_diameter", "multifocal")
@@ -123,14 +124,22 @@ def _image_block(img: Any, image_sets: Sequence[str]) -> tuple[pd.DataFrame, pd.
                                    "modality": var["modality"].astype(str).to_numpy() if "modality" in var else ""},
                                   index=img.var_names))
     if "cnn" in image_sets:
-        if "X_cnn" not in img.obsm:
-            raise DataValidationError("img has no obsm['X_cnn']; run notebook 06 or leave 'cnn' out of image_sets")
-        E = np.asarray(img.obsm["X_cnn"], dtype=float)
-        cols = [f"cnn_{i}" for i in range(E.shape[1])]
-        parts.append(pd.DataFrame(E, index=img.obs_names, columns=cols))
+        cols = [c for c in img.obs.columns if str(c).startswith("cnn_") and c != "cnn_fold"]
+        if not cols:
+            raise DataValidationError("img.obs has no out-of-fold CNN outputs ('cnn_mvi', ...); run notebook 06 or "
+                                      "leave 'cnn' out of image_sets")
+        parts.append(img.obs[cols].apply(pd.to_numeric, errors="coerce").astype(float))
         infos.append(pd.DataFrame({"group": "cnn", "phase": "all", "modality": "CT"}, index=cols))
+    if "cnn_embedding" in image_sets:
+        if "X_cnn" not in img.obsm:
+            raise DataValidationError("img has no obsm['X_cnn']; run notebook 06 or leave 'cnn_embedding' out")
+        E = np.asarray(img.obsm["X_cnn"], dtype=float)
+        cols = [f"cnn_embedding_{i}" for i in range(E.shape[1])]
+        parts.append(pd.DataFrame(E, index=img.obs_names, columns=cols))
+        infos.append(pd.DataFrame({"group": "cnn_embedding", "phase": "all", "modality": "CT"}, index=cols))
     if not parts:
-        raise DataValidationError(f"image_sets={list(image_sets)} selects no image features; use 'radiomics' and/or 'cnn'")
+        raise DataValidationError(f"image_sets={list(image_sets)} selects no image features; use 'radiomics', 'cnn' "
+                                  "and/or 'cnn_embedding'")
     return pd.concat(parts, axis=1), pd.concat(infos)
 
 
@@ -141,7 +150,7 @@ def fusion_inputs(
     img: Any = None,
     n_genes: int = 500,
     rna_layer: str = "vst",
-    image_sets: Sequence[Literal["radiomics", "cnn"]] = ("radiomics", "cnn"),
+    image_sets: Sequence[Literal["radiomics", "cnn", "cnn_embedding"]] = ("radiomics", "cnn"),
     scores: pd.DataFrame | None = None,
 ) -> FusionInputs:
     """Build the RNA, image and clinical blocks on the clinical table's patients.
@@ -154,12 +163,19 @@ def fusion_inputs(
         multifocality, treatment); MVI and grade are read after resection and are left out.
     rna
         Expression AnnData (patients x genes) with raw counts in ``layers['counts']``; a blind VST is computed
-        when ``layers[rna_layer]`` is missing. The ``n_genes`` most variable genes are kept (no outcome used).
+        when ``layers[rna_layer]`` is missing. The ``n_genes`` most variable genes are kept. Both steps use every
+        patient's expression but no outcome: they are label-free cohort-wide steps, outside the folds.
     img
         Patient-level image AnnData of notebook 05 / 06 (ring and tumour features in ``X``, CNN embeddings in
         ``obsm['X_cnn']``).
     image_sets
-        Which image features to use: ``"radiomics"`` (``img.X``) and/or ``"cnn"`` (``img.obsm['X_cnn']``).
+        Which image features to use: ``"radiomics"`` (``img.X``), ``"cnn"`` (the CT CNN's out-of-fold outputs,
+        ``img.obs['cnn_mvi']`` and ``['cnn_high_grade']`` of notebook 06) and ``"cnn_embedding"``
+        (``img.obsm['X_cnn']``). The embedding is off by default: notebook 06 writes each patient's row from the
+        fold network that held it out, and those networks' feature spaces differ (on the demo a classifier tells
+        the fold from the embedding with 95 % accuracy, and 61 % of a patient's cosine neighbours share its fold),
+        so patients would be compared across unrelated spaces; the probabilities share one scale. Use the
+        embedding when it comes from one network (e.g. trained on another cohort).
     scores
         Optional per-patient scores added to the RNA block (signature scores of notebook 02, single-sample DNB
         scores), each as its own feature group.
@@ -182,7 +198,7 @@ def fusion_inputs(
         raise DataValidationError("clinical must be a DataFrame with one row per patient (unique index)")
     image_sets = (image_sets,) if isinstance(image_sets, str) else tuple(image_sets)
     for s in image_sets:
-        check_option("image_sets", s, ("radiomics", "cnn"))
+        check_option("image_sets", s, ("radiomics", "cnn", "cnn_embedding"))
     patients = clinical.index.astype(str)
     blocks: dict[str, pd.DataFrame] = {}
     infos: dict[str, pd.DataFrame] = {}

@@ -61,10 +61,10 @@ class MultiOmicsGCN(nn.Module):
         from torch_geometric.nn import GCNConv, SAGEConv
 
         super().__init__()
-        if fusion not in ("concat", "vcdn"):
-            raise ValueError(f"fusion must be 'concat' or 'vcdn' (got {fusion!r})")
-        if conv not in ("gcn", "sage"):
-            raise ValueError(f"conv must be 'gcn' or 'sage' (got {conv!r})")
+        from hccomics._options import check_option
+
+        check_option("fusion", fusion, ("concat", "vcdn"))
+        check_option("conv", conv, ("gcn", "sage"))
         self.modalities = list(in_dims)
         self.fusion, self.dropout, self.conv = fusion, dropout, conv
         layer = (lambda a, b: GCNConv(a, b)) if conv == "gcn" else (lambda a, b: SAGEConv(a, b, aggr="mean"))

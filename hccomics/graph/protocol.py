@@ -35,10 +35,11 @@ def fusion_splits(labels: pd.DataFrame, *, n_splits: int = 5, n_repeats: int = 2
 
     Stratified by ``y`` (binary tasks) or ``event`` (survival). With ``cnn_fold`` (``img.obs['cnn_fold']`` of
     notebook 06), the first repeat keeps every imaged patient in the fold whose CNN held it out: the held-out
-    patients' ``X_cnn`` then all come from the one network that saw none of their MVI or grade labels. The
-    training patients' embeddings still come from networks that did see them (stacking on out-of-fold
-    embeddings); only a CNN retrained inside every graph fold would remove that. The other patients are spread
-    by stratified folds. When ``cnn_fold`` has more folds than ``n_splits`` the alignment is skipped (logged).
+    patients' CNN outputs then all come from the one network that saw none of their MVI or grade labels.
+    The training patients' CNN outputs come from the other fold networks, which did train on the held-out
+    patients' MVI and grade (stacking on out-of-fold outputs): a mild leak into the training features that only a
+    CNN retrained inside every graph fold would remove. The other patients are spread by stratified folds.
+    Alignment needs as many CNN folds as ``n_splits``; otherwise it is skipped (logged).
 
     Examples
     --------
@@ -61,7 +62,7 @@ def fusion_splits(labels: pd.DataFrame, *, n_splits: int = 5, n_repeats: int = 2
         if r == 0 and cnn_fold is not None:
             cf = cnn_fold.reindex(labels.index)
             known = cf.notna() & (cf >= 0)
-            if known.any() and cf[known].max() >= n_splits:
+            if known.any() and int(cf[known].max()) + 1 != n_splits:
                 logger.warning("cnn_fold has %d folds, the splits %d: the first repeat does not follow the CNN folds",
                                int(cf[known].max()) + 1, n_splits)
             else:
@@ -104,10 +105,13 @@ class ConcatBaseline:
         self.modalities, self.task, self.Cs, self.l1_ratio = modalities, task, Cs, l1_ratio
         self.inner_splits, self.seed = inner_splits, seed
 
+    def get_params(self) -> dict:
+        return {"modalities": self.modalities, "task": self.task, "Cs": self.Cs, "l1_ratio": self.l1_ratio,
+                "inner_splits": self.inner_splits, "seed": self.seed}
+
     def clone(self, **changes) -> ConcatBaseline:
-        return ConcatBaseline(**{"modalities": self.modalities, "task": self.task, "Cs": self.Cs,
-                                    "l1_ratio": self.l1_ratio, "inner_splits": self.inner_splits,
-                                    "seed": self.seed, **changes})
+        """An unfitted copy with the same parameters (``changes`` override some)."""
+        return ConcatBaseline(**{**self.get_params(), **changes})
 
     def _X(self, inputs: FusionInputs, train: pd.Index) -> pd.DataFrame:
         from hccomics.graph.builders import standardise
@@ -123,6 +127,9 @@ class ConcatBaseline:
         return pd.concat(parts, axis=1)
 
     def fit(self, inputs: FusionInputs, labels: pd.DataFrame, *, train: Sequence[str] | pd.Index) -> ConcatBaseline:
+        from hccomics._options import check_option
+
+        check_option("task", self.task, ("binary", "cox"))
         train = pd.Index([str(p) for p in train])
         lab = labels.loc[labels.index.intersection(train)]
         X = self._X(inputs, train)
@@ -132,6 +139,7 @@ class ConcatBaseline:
         if strat.nunique() < 2 or strat.value_counts().min() < 2:
             raise DegenerateFoldError(f"the training patients hold class counts {strat.value_counts().to_dict()}")
         self.X_ = X
+        self.train_patients_ = pd.Index(lab.index)
         self.available_ = inputs.available[self.modalities_].all(axis=1)
         if self.task == "binary":
             from sklearn.linear_model import LogisticRegressionCV
@@ -155,7 +163,8 @@ class ConcatBaseline:
             # ~1,400 features took minutes per fold
             path = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, n_alphas=self.Cs * 2, alpha_min_ratio=0.01)
             alphas = path.fit(Xt, structured_y(t, e)).alphas_
-            cv = StratifiedKFold(self.inner_splits, shuffle=True, random_state=self.seed)
+            cv = StratifiedKFold(min(self.inner_splits, int(np.bincount(e.astype(int), minlength=2).min())),
+                                 shuffle=True, random_state=self.seed)
             scores = np.zeros(len(alphas))
             for tr, va in cv.split(Xt, e):
                 f = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas).fit(Xt[tr], structured_y(t[tr], e[tr]))
@@ -167,6 +176,10 @@ class ConcatBaseline:
 
     def predict(self, patients: Sequence[str] | None = None) -> pd.Series:
         """Logit (binary) or log partial hazard (survival) per patient; NaN without the single modality."""
+        from hccomics.errors import NotFittedError
+
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError("this ConcatBaseline is not fitted yet; call fit(inputs, labels, train=...) first")
         X = self.X_ if patients is None else self.X_.loc[[str(p) for p in patients]]
         if self.task == "binary":
             out = pd.Series(self.model_.decision_function(X), index=X.index)
@@ -214,7 +227,10 @@ def cross_validate_fusion(model, inputs: FusionInputs, labels: pd.DataFrame, spl
         except DegenerateFoldError as err:  # e.g. a single-modality model on a fold with few such patients
             logger.warning("repeat %s fold %s: not fitted (%s); its held-out patients stay unscored", r, f, err)
             continue
-        oof.loc[test, r] = m.predict(test).to_numpy()
+        out = m.predict(test)
+        if "duration" in labels:  # a Cox output has no level of its own: centre each fold on its training patients
+            out = out - float(np.nanmean(m.predict(m.train_patients_)))
+        oof.loc[test, r] = out.to_numpy()
         if hasattr(m, "chosen_"):
             chosen.append({"repeat": r, "fold": f, **m.chosen_})
         if keep_models:

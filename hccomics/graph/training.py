@@ -86,9 +86,11 @@ class FusionModel:
 
     Graphs are rebuilt from the training patients at each fit (standardisation, and in ``inductive`` mode the
     edges); labels of patients outside ``train`` never enter a loss. Hyperparameters in ``grid`` are chosen on
-    an inner stratified split of the training patients (lowest validation loss, the inner graph built from the
-    inner training patients only); the final network is refitted on every training patient for the chosen
-    number of epochs.
+    an inner stratified split of the training patients (lowest validation loss; the inner graph is standardised
+    on the inner training patients, and in ``inductive`` mode the inner validation patients only receive edges);
+    the final network is refitted on every training patient for the chosen number of epochs. Grid keys must
+    be constructor parameters of the network or the optimiser (``k``, ``hidden``, ``dropout``, ``lr``,
+    ``weight_decay``).
 
     Parameters
     ----------
@@ -292,6 +294,9 @@ class FusionModel:
         device = resolve_device(self.device)
         rng = np.random.default_rng(self.seed)
         grid = DEFAULT_GRID[self.architecture] if self.grid is None else dict(self.grid)
+        unknown = [g for g in grid if g not in ("k", "hidden", "dropout", "lr", "weight_decay")]
+        if unknown:
+            raise DataValidationError(f"grid keys {unknown} are not searchable; use k, hidden, dropout, lr or weight_decay")
         configs = [dict(zip(grid, v)) for v in itertools.product(*grid.values())] or [{}]
         pos = {p: i for i, p in enumerate(inputs.patients)}
         with torch.random.fork_rng(devices=[] if device == "cpu" else None), cpu_threads(self.num_threads):
