@@ -11,7 +11,7 @@ patients). Explanations of the fused GCN in every fold of repeat 0 (Captum integ
 Explainer): planted WP4172 genes among the top 10 genes (recurrence_2y) and the planted ring among the top image
 feature groups (MVI). The null cohort (no planted effect) checks that the fused AUC CI covers 0.5.
 
-Usage: ``python validation/graph_checks.py [N_SEEDS] [--no-null] [--no-hetero]``; results in
+Usage: ``python validation/graph_checks.py [N_SEEDS] [--no-null] [--no-hetero] [--resume]``; results in
 ``validation/results/graph_checks.csv`` and per seed ``graph_seed<k>_{models,differences,explain}.csv``.
 """
 
@@ -170,13 +170,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("seeds", nargs="?", type=int, default=3)
     p.add_argument("--no-null", action="store_true")
     p.add_argument("--no-hetero", action="store_true")
+    p.add_argument("--resume", action="store_true", help="keep the seeds already in graph_checks_rows.csv")
     args = p.parse_args(argv)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    rows = []
+    rows_file = out / "graph_checks_rows.csv"
+    # seeds already measured are kept (an interrupted run resumes)
+    rows = pd.read_csv(rows_file).to_dict("records") if args.resume and rows_file.exists() else []
+    done = {int(r["seed"]) for r in rows}
     for s in range(args.seeds):
+        if s in done:
+            continue
         rows.append(one_seed(s, out=out, hetero=not args.no_hetero))
-        pd.DataFrame(rows).to_csv(out / "graph_checks_rows.csv", index=False)  # kept when a later seed is interrupted
+        pd.DataFrame(rows).to_csv(rows_file, index=False)  # kept when a later seed is interrupted
         print(f"seed {s} done: {rows[-1]['minutes']:.1f} min", flush=True)
     table = summarise(rows, {k: v for k, v in CRITERIA.items() if any(k in r for r in rows)})
     if not args.no_null:

@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE))
 import de_enrichment  # noqa: E402
 import demo_imaging  # noqa: E402
 import dnb_checks  # noqa: E402
+import graph_checks  # noqa: E402
 import mvi_checks  # noqa: E402
 import segmentation_checks  # noqa: E402
 import survival_checks  # noqa: E402
@@ -53,6 +54,9 @@ def main(argv: list[str]) -> int:
          segmentation_checks, lambda: segmentation_checks.run(range(2))),
         ("MVI prediction: ring widths, CNNs on shared folds, saliency by region, 3 seeds (about 20 minutes each)",
          mvi_checks, lambda: mvi_checks.run(range(3))),
+        ("Graph fusion: fused GNNs against single-modality and linear baselines on shared folds, explanations against "
+         "the planted truth, 3 seeds and the null cohort (reuses the MVI check's CNN folds)", graph_checks,
+         lambda: graph_checks.run(range(3))),
     )
     for title, module, compute in parts:
         table = compute()

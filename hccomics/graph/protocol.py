@@ -162,15 +162,21 @@ class ConcatBaseline:
             # near-ridge elastic net (coordinate descent over the whole penalty path): a Newton ridge Cox on
             # ~1,400 features took minutes per fold
             path = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, n_alphas=self.Cs * 2, alpha_min_ratio=0.01)
-            alphas = path.fit(Xt, structured_y(t, e)).alphas_
+            alphas = _coxnet_path(path, Xt, structured_y(t, e)).alphas_
             cv = StratifiedKFold(min(self.inner_splits, int(np.bincount(e.astype(int), minlength=2).min())),
                                  shuffle=True, random_state=self.seed)
             scores = np.zeros(len(alphas))
             for tr, va in cv.split(Xt, e):
-                f = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas).fit(Xt[tr], structured_y(t[tr], e[tr]))
-                scores += [harrell_c(t[va], e[va], f.predict(Xt[va], alpha=a)) for a in alphas]
-            self.penalizer_ = float(alphas[int(np.argmax(scores))])
-            self.model_ = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=[self.penalizer_]).fit(Xt, structured_y(t, e))
+                f = _coxnet_path(CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas), Xt[tr],
+                                 structured_y(t[tr], e[tr]))
+                scores += [harrell_c(t[va], e[va], f.predict(Xt[va], alpha=a)) if a >= f.alphas_.min() else -np.inf
+                           for a in alphas]
+            best = int(np.argmax(scores))
+            self.penalizer_ = float(alphas[best])
+            # the path down to the chosen penalty (warm starts): a lone small alpha can overflow
+            self.model_ = _coxnet_path(CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=alphas[:best + 1]), Xt,
+                                       structured_y(t, e))
+            self.penalizer_ = max(self.penalizer_, float(self.model_.alphas_.min()))  # the path may have stopped early
         self.fitted_ = True
         return self
 
@@ -188,6 +194,21 @@ class ConcatBaseline:
         if len(self.modalities_) == 1:  # a single-modality baseline scores only the patients with the modality
             out[~self.available_.reindex(out.index).to_numpy(dtype=bool)] = np.nan
         return out
+
+
+def _coxnet_path(model, X: np.ndarray, y: np.ndarray):
+    """Fit a Coxnet path; when its smallest penalties overflow (sksurv's ArithmeticError), drop them and refit."""
+    for _ in range(20):
+        try:
+            return model.fit(X, y)
+        except ArithmeticError:
+            if model.alphas is None:  # automatic path: stop it at larger penalties
+                model.set_params(alpha_min_ratio=min(1.0, model.alpha_min_ratio * 3))
+            elif len(model.alphas) > 1:
+                model.set_params(alphas=model.alphas[: max(1, (3 * len(model.alphas)) // 4)])
+            else:
+                raise
+    return model.fit(X, y)
 
 
 @dataclass
