@@ -327,11 +327,11 @@ def compare_fusion(labels: pd.DataFrame, scores: pd.DataFrame, pairs: Sequence[t
 
 
 def fusion_models(task: str = "binary", *, hetero: bool = True, epochs: int = 300, k: int = 10,
-                  device: str = "auto", seed: int = 0) -> dict:
+                  hetero_hidden: int = 32, device: str = "auto", seed: int = 0) -> dict:
     """The models compared by notebook 08 and the validation, as ``name -> unfitted model``.
 
     Fused: the MOGONET-style GCN (transductive and inductive), its VCDN head (binary tasks), the gated Kronecker
-    fusion and the heterogeneous patient-gene-image GNN (``hetero``). Baselines: a GCN on each single modality,
+    fusion and the heterogeneous patient-gene-image GNN (``hetero``, width ``hetero_hidden``). Baselines: a GCN on each single modality,
     and penalised linear models on the concatenation and on each single modality.
 
     Examples
@@ -350,7 +350,7 @@ def fusion_models(task: str = "binary", *, hetero: bool = True, epochs: int = 30
     if task == "binary":
         models["GCN fused (VCDN head)"] = FusionModel(architecture="gcn_vcdn", **opts)
     if hetero:
-        models["hetero GNN"] = FusionModel(architecture="hetero", **opts)
+        models["hetero GNN"] = FusionModel(architecture="hetero", hidden=hetero_hidden, **opts)
     for m, label in (("rna", "RNA"), ("image", "image"), ("clinical", "clinical")):
         models[f"GCN {label}"] = FusionModel(modalities=[m], **opts)
     models["linear concat"] = ConcatBaseline(task=task, seed=seed)
