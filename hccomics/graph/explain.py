@@ -4,7 +4,7 @@ pathways and image-feature groups."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Literal
 
@@ -97,28 +97,32 @@ def explain(model: FusionModel, inputs: FusionInputs, *, patients: Sequence[str]
     idx = np.arange(len(batch.patients)) if patients is None else batch.patients.get_indexer(pd.Index(map(str, patients)))
     if (idx < 0).any():
         raise DataValidationError(f"{int((idx < 0).sum())} patients to explain are not in the model's graph")
-    net = model.net_.cpu().eval()
-    kwargs = {"n_steps": n_steps} if method == "IntegratedGradients" else {}
-    explainer = Explainer(_mean_output(net, torch.as_tensor(idx)), algorithm=CaptumExplainer(method, **kwargs),
-                          explanation_type="model", node_mask_type="attributes", edge_mask_type=None,
-                          model_config={"mode": "regression", "task_level": "graph", "return_type": "raw"})
+    net = model.net_.cpu().eval()  # attributions on the CPU; the model goes back to its device at the end
     cpu = batch.to("cpu")
-    with cpu_threads(model.num_threads):
-        expl = explainer({k: v.float() for k, v in cpu.x_dict.items()}, cpu.edge_index_dict,
-                         edge_weight_dict=cpu.edge_weight_dict, available_dict=cpu.available_dict)
+
+    def attribute(node_mask_type, edge_mask_type):
+        explainer = Explainer(_mean_output(net, torch.as_tensor(idx)),
+                              algorithm=CaptumExplainer(method, **({"n_steps": n_steps} if method == "IntegratedGradients" else {})),
+                              explanation_type="model", node_mask_type=node_mask_type, edge_mask_type=edge_mask_type,
+                              model_config={"mode": "regression", "task_level": "graph", "return_type": "raw"})
+        with cpu_threads(model.num_threads), (_raw_hetero_edge_masks() if edge_mask_type else nullcontext()):
+            return explainer({k: v.float() for k, v in cpu.x_dict.items()}, cpu.edge_index_dict,
+                             edge_weight_dict=cpu.edge_weight_dict, available_dict=cpu.available_dict)
+
     out: dict[str, pd.DataFrame] = {}
-    if model.architecture == "hetero":
+    try:
+        expl = attribute("attributes", None)
+        if model.architecture != "hetero":
+            for m in model.modalities_:
+                mask = expl[m].node_mask.detach().abs().numpy()
+                out[m] = _table(mask.sum(axis=0), inputs.blocks[m].columns, inputs.features[m])
+            return out
         out["clinical"] = _table(expl["patient"].node_mask.detach().abs().numpy().sum(axis=0),
                                  inputs.blocks["clinical"].columns, inputs.features["clinical"])
         # gene and image-feature nodes are shared by every patient, so attributing the mean output to their
         # node features lets patients' contributions cancel; their values sit on the edges instead, which are
         # attributed one by one (edge masks) and summed in absolute value per gene / feature
-        edge_explainer = Explainer(_mean_output(net, torch.as_tensor(idx)), algorithm=CaptumExplainer(method, **kwargs),
-                                   explanation_type="model", node_mask_type=None, edge_mask_type="object",
-                                   model_config={"mode": "regression", "task_level": "graph", "return_type": "raw"})
-        with cpu_threads(model.num_threads), _raw_hetero_edge_masks():
-            edges = edge_explainer({k: v.float() for k, v in cpu.x_dict.items()}, cpu.edge_index_dict,
-                                   edge_weight_dict=cpu.edge_weight_dict, available_dict=cpu.available_dict)
+        edges = attribute(None, "object")
         for kind, mod, rel, back in (("gene", "rna", "expressed_in", "expresses"),
                                      ("image_feature", "image", "measured_in", "measures")):
             if kind not in batch.hetero.node_types:
@@ -128,13 +132,9 @@ def explain(model: FusionModel, inputs: FusionInputs, *, patients: Sequence[str]
                 mask = edges[et].edge_mask.detach().abs().numpy()
                 np.add.at(total, cpu.edge_index_dict[et][end].numpy(), mask)
             out[mod] = _table(total, batch.hetero[kind].names, inputs.features[mod])
-        model.net_.to(model.device_)
         return out
-    for m in model.modalities_:
-        mask = expl[m].node_mask.detach().abs().numpy()
-        out[m] = _table(mask.sum(axis=0), inputs.blocks[m].columns, inputs.features[m])
-    model.net_.to(model.device_)
-    return out
+    finally:
+        model.net_.to(model.device_)
 
 
 def _table(values: np.ndarray, names, info: pd.DataFrame) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -218,7 +219,7 @@ class FusionModel:
         tr = torch.as_tensor(train_idx, device=device)
         va = torch.as_tensor(val_idx, device=device)
         stop, history = EarlyStopping(patience=self.patience, min_delta=1e-5), []
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else _null()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
         for epoch in range(epochs):
             net.train()
             opt.zero_grad()
@@ -367,14 +368,6 @@ class FusionModel:
         cols = {m: e.cpu().numpy() * self.batch_.available_dict[m].cpu().numpy()[:, None] for m, e in emb.items()}
         return pd.DataFrame(np.hstack(list(cols.values())), index=self.batch_.patients,
                             columns=[f"{m}_{i}" for m, e in cols.items() for i in range(e.shape[1])])
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 class cpu_threads:
