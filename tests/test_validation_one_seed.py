@@ -97,3 +97,14 @@ def test_graph_checks_one_seed(tmp_path: Path) -> None:
     null = graph_checks.one_seed(0, null=True, profile="smoke", out=tmp_path, n_splits=2, n_repeats=1, n_boot=50,
                                  epochs=20, n_genes=100, image_kwargs=small, tasks=("recurrence_2y",))
     assert null["null fused auc covers 0.5"] in (0.0, 1.0)
+
+
+def test_fusion_ceiling_one_seed() -> None:
+    """The planted hazard ranks recurrence better than chance on the smoke cohort, and its gains come with a CI."""
+    import fusion_ceiling
+
+    table = fusion_ceiling.check_seed(0, profile="smoke", n_boot=200)
+    assert set(table["task"]) == {"recurrence_2y", "survival"} and len(table) == 4
+    planted = table[table["model a"] == "true activity (RNA)"]
+    assert (planted["b"] > 0.6).all(), planted.to_string()  # the predictor that generated the outcomes
+    assert ((planted["low"] <= planted["b - a"]) & (planted["b - a"] <= planted["high"])).all()  # 6 imaged: no CI there

@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE))
 import de_enrichment  # noqa: E402
 import demo_imaging  # noqa: E402
 import dnb_checks  # noqa: E402
+import fusion_ceiling  # noqa: E402
 import graph_checks  # noqa: E402
 import mvi_checks  # noqa: E402
 import segmentation_checks  # noqa: E402
@@ -57,6 +58,8 @@ def main(argv: list[str]) -> int:
         ("Graph fusion: fused GNNs against single-modality and linear baselines on shared folds, explanations against "
          "the planted truth, 3 seeds and the null cohort (reuses the MVI check's CNN folds)", graph_checks,
          lambda: graph_checks.run(range(3))),
+        ("Graph fusion ceiling: the planted hazard against its RNA and image parts, 3 seeds, profile demo",
+         fusion_ceiling, lambda: fusion_ceiling.run(range(3))),
     )
     for title, module, compute in parts:
         table = compute()
