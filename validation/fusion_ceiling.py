@@ -1,12 +1,12 @@
-"""How much any fusion can gain on the demo cohort: the planted hazard against its parts, same paired bootstrap.
+"""What fusion can gain on the demo cohort with every factor known: the planted hazard against its parts.
 
 Recurrence in the demo cohort follows a proportional-hazards model whose linear predictor is known
 (``truth_patients.csv`` and ``HazardModel``): PI3K-Akt activity, MVI, tumour size, BCLC stage, grade and
 treatment. A model that knew every one of them (the planted linear predictor) is compared with one that
 knew only what RNA carries (the true activity), and, on the imaged patients, with one that knew only what
-the images carry (true MVI, size and grade). These are the ceilings of the graph-fusion comparisons
-(fused vs RNA-only, fused vs image-only): a learned fused model can not expect a difference whose CI
-clears 0 where the planted truth's does not. Same bootstrap as :func:`hccomics.graph.compare_fusion`.
+the images carry (true MVI, size and grade). This shows what the graph-fusion comparisons (fused vs RNA-only,
+fused vs image-only) can find on this cohort: where even the planted truth's difference has a CI covering 0,
+a learned fused model is unlikely to clear it. Same bootstrap as :func:`hccomics.graph.compare_fusion`.
 Usage: ``python validation/fusion_ceiling.py [N_SEEDS]`` (default 3, the graph validation's seeds).
 """
 
