@@ -53,13 +53,17 @@ def test_segmentation_one_seed(tmp_path: Path) -> None:
 
     row, models = segmentation_checks.check_seed(0, workdir=tmp_path, quick=True, profile="smoke", architectures=("convlstm",))
     expected = {"two-stage unet", "two-stage unet fold 0", "two-stage unet fold 1", "two-stage unet, no post-processing",
+                "two-stage unet fold 0, no post-processing", "two-stage unet fold 1, no post-processing",
                 "unregistered two-stage unet", "single-stage unet", "two-stage unet (8, 16, 32, 64)",
                 "two-stage convlstm (8, 16, 32, 64)", "Otsu in the true liver"}
     assert set(models.index) == expected
     assert models["liver_dice"].drop("Otsu in the true liver").between(0, 1).all()
     for name in ("two_stage_minus_single", "registered_minus_unregistered"):
         assert row[f"{name}_ci_low"] <= row[name] <= row[f"{name}_ci_high"]
-    assert row["false_positives_removed"] >= 0  # post-processing only removes components
+    assert row["false_positives_removed"] >= 0 and row["false_positives_removed_single_folds"] >= 0  # it only removes
+    # the external cohort (every imaged patient of the smoke cohort of seed 100) joins the two held-out patients
+    assert row["held_out_patients"] == 2 and row["test_patients"] == 2 + 6
+    assert (models["n_patients"] == 8).all()
     # registration of the smoke phases must improve the liver overlap (independent of the networks)
     assert row["registration_liver_dice_gain"] > 0
 

@@ -58,6 +58,10 @@ class MVINet(nn.Module):
         Tabular inputs of the head.
     widen
         Width of the ResNet (1.0: 64-512 channels); its embedding has ``512 * widen`` features per encoder.
+    modality_heads
+        Fusion only: a linear head per encoder beside the joint one, for auxiliary per-modality losses (as MOGONET
+        trains each modality's network with its own loss). In training mode the network then returns the joint
+        logits followed by each encoder's (``3 * n_outputs`` columns); in evaluation mode, the joint logits only.
 
     Examples
     --------
@@ -67,14 +71,18 @@ class MVINet(nn.Module):
     """
 
     def __init__(self, *, in_channels: int, mri_channels: int | None = None, n_outputs: int = 1, n_tabular: int = 0,
-                 widen: float = 0.25, hidden: int = 32, dropout: float = 0.2) -> None:
+                 widen: float = 0.25, hidden: int = 32, dropout: float = 0.2, modality_heads: bool = False) -> None:
         super().__init__()
+        if modality_heads and not mri_channels:
+            raise DataValidationError("modality_heads needs a fusion network (mri_channels)")
         self.encoders = nn.ModuleDict({"image": _encoder(in_channels, widen)})
         if mri_channels:
             self.encoders["mri"] = _encoder(mri_channels, widen)
-        dim = int(512 * widen) * len(self.encoders) + (1 if mri_channels else 0) + n_tabular
+        width = int(512 * widen)
+        dim = width * len(self.encoders) + (1 if mri_channels else 0) + n_tabular
         self.n_tabular = n_tabular
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
+        self.modality_heads = nn.ModuleDict({m: nn.Linear(width, n_outputs) for m in self.encoders}) if modality_heads else None
 
     def embed(self, image: torch.Tensor, mri: torch.Tensor | None = None, has_mri: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder features (the patient's CNN embedding): primary, then MRI zeroed where ``has_mri`` is 0."""
@@ -87,14 +95,19 @@ class MVINet(nn.Module):
 
     def forward(self, image: torch.Tensor, mri: torch.Tensor | None = None, has_mri: torch.Tensor | None = None,
                 tab: torch.Tensor | None = None) -> torch.Tensor:
-        h = [self.embed(image, mri, has_mri)]
+        emb = self.embed(image, mri, has_mri)
+        h = [emb]
         if "mri" in self.encoders:
             h.append(has_mri.reshape(-1, 1).to(image.dtype))
         if self.n_tabular:
             if tab is None:
                 raise DataValidationError(f"this network needs tab= with {self.n_tabular} features")
             h.append(tab.to(image.dtype))
-        return self.head(torch.cat(h, dim=1))
+        out = self.head(torch.cat(h, dim=1))
+        if self.modality_heads is None or not self.training:
+            return out
+        parts = emb.split(emb.shape[1] // len(self.encoders), dim=1)
+        return torch.cat([out, *(self.modality_heads[m](e) for m, e in zip(self.encoders, parts))], dim=1)
 
 
 class MultiTaskLoss(nn.Module):
@@ -128,6 +141,9 @@ class MVIClassifier:
         ``"ct"`` or ``"mri"``: the primary input.
     fusion
         Add an MRI encoder (with ``modality="ct"``): patients without MRI keep a zero MRI embedding.
+    modality_heads
+        Fusion only: train each encoder with its own head and loss beside the joint head (the MRI loss on patients
+        with MRI), so that neither encoder rides on the other; predictions come from the joint head.
     targets
         Columns of ``y`` predicted, MVI first; binary (0/1) unless listed in ``continuous``.
     continuous
@@ -150,7 +166,7 @@ class MVIClassifier:
     hccomics.errors.NotFittedError: MVIClassifier is not fitted yet; call fit(crops, y) first
     """
 
-    def __init__(self, *, modality: str = "ct", fusion: bool = False, targets: Sequence[str] = ("mvi",),
+    def __init__(self, *, modality: str = "ct", fusion: bool = False, modality_heads: bool = False, targets: Sequence[str] = ("mvi",),
                  continuous: Sequence[str] = (), tabular: Sequence[str] = (), aux_weight: float = 0.5, epochs: int = 30,
                  lr: float = 1e-3, batch_size: int = 8, widen: float = 0.25, device: str = "auto", seed: int = 0,
                  checkpoint_dir: str | Path | None = None, progress: bool = False) -> None:
@@ -160,6 +176,9 @@ class MVIClassifier:
         if fusion and self.modality != "ct":
             raise DataValidationError("fusion adds MRI to a CT model: use modality='ct', fusion=True")
         self.fusion, self.targets, self.continuous = bool(fusion), tuple(targets), tuple(continuous)
+        if modality_heads and not self.fusion:
+            raise DataValidationError("modality_heads are heads per encoder of a fusion model: use fusion=True")
+        self.modality_heads = bool(modality_heads)
         if not self.targets:
             raise DataValidationError("targets must name at least the MVI column")
         self.tabular, self.aux_weight = tuple(tabular), float(aux_weight)
@@ -210,7 +229,13 @@ class MVIClassifier:
             steps.append(RandRotate90d(keys, prob=0.5, spatial_axes=(0, 1)))
         aug = Compose(steps)
         kinds = ["continuous" if t in self.continuous else "binary" for t in self.targets]
-        loss = MultiTaskLoss(kinds, [1.0] + [self.aux_weight] * (len(self.targets) - 1))
+        weights = [1.0] + [self.aux_weight] * (len(self.targets) - 1)
+        if self.modality_heads:  # the joint head, then the CT and the MRI head, each with the targets' losses
+            kinds, weights = kinds * 3, weights * 3
+            for it in items:  # the MRI head learns from patients with MRI only (NaN targets are skipped)
+                it["label"] = torch.cat([it["label"], it["label"],
+                                         it["label"] if float(it["has_mri"]) else torch.full_like(it["label"], float("nan"))])
+        loss = MultiTaskLoss(kinds, weights)
         trainer = Trainer(self.model_, loss=loss, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
                           device=self.device, seed=self.seed, checkpoint_dir=self.checkpoint_dir, progress=self.progress,
                           config={**self.params(), "patients": self.train_patients_},
@@ -235,7 +260,8 @@ class MVIClassifier:
         items = self._items(crops, y)
         first = items[0]
         self.model_ = MVINet(in_channels=first["image"].shape[0], mri_channels=first["mri"].shape[0] if self.fusion else None,
-                             n_outputs=len(self.targets), n_tabular=len(self.tabular), widen=self.widen)
+                             n_outputs=len(self.targets), n_tabular=len(self.tabular), widen=self.widen,
+                             modality_heads=self.modality_heads)
         self.train_patients_ = sorted(c["patient_id"] for c in crops)
         return crops, items
 

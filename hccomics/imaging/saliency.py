@@ -35,13 +35,27 @@ def _batch(clf: MVIClassifier, crops: Sequence[Mapping], y: pd.DataFrame | None)
     return x, extra
 
 
+def _unit_range(maps: torch.Tensor) -> torch.Tensor:
+    """Scale each map of a batch ``(B, 1, *spatial)`` to [0, 1]: its least salient voxel 0, its most salient 1.
+
+    The post-processing handed to MONAI's class activation maps. MONAI's own default maps ``(min, max)`` to
+    ``(1, 0)`` (its docstring: "this will flip magnitudes"), which would make the least salient voxel the brightest
+    and turn every share of saliency mass upside down. A constant map becomes zeros.
+    """
+    from monai.transforms import ScaleIntensity
+
+    scale = ScaleIntensity(minv=0.0, maxv=1.0)
+    return torch.stack([torch.as_tensor(scale(m)) for m in maps]).to(maps.device)
+
+
 def saliency_maps(clf: MVIClassifier, crops: Sequence[Mapping], y: pd.DataFrame | None = None, *,
                   method: Method = "gradcam", layer: str = "encoders.image.layer3", occlusion_size: int = 8) -> np.ndarray:
     """Saliency of the MVI output for each crop, on the crop's grid: ``(n, *crop size)``, non-negative.
 
-    ``gradcam`` / ``gradcam++``: MONAI's class activation maps at ``layer`` (upsampled to the crop, min-max
-    normalised per crop). The default is the third of the encoder's four blocks: on a 32 x 32 x 16 crop the last
-    block is 4 x 4 x 2 voxels, too coarse to tell a ring from the tumour; the third is 8 x 8 x 4. Crops are
+    ``gradcam`` / ``gradcam++``: MONAI's class activation maps at ``layer``, upsampled to the crop and scaled to
+    [0, 1] per crop with the most salient voxel at 1 (not MONAI's default scaling, which flips the map). The
+    default is the third of the encoder's four blocks: on a 32 x 32 x 16 crop the last block is 4 x 4 x 2
+    voxels, too coarse to tell a ring from the tumour; the third is 8 x 8 x 4. Crops are
     scale-normalised (the tumour plus its margin fills the crop), so a ring's width in voxels varies with the
     tumour's size. ``occlusion``: MONAI's occlusion sensitivity with a cube of ``occlusion_size`` voxels, as
     the drop of the MVI logit when a region is hidden (negative drops set to 0); slower, so use it on few crops.
@@ -89,7 +103,7 @@ def _saliency_maps(clf: MVIClassifier, model: torch.nn.Module, crops: Sequence[M
                     for i in range(len(x))]
             out.append(torch.stack(maps).cpu().numpy())
         else:
-            cam = (GradCAM if method == "gradcam" else GradCAMpp)(nn_module=model, target_layers=layer)
+            cam = (GradCAM if method == "gradcam" else GradCAMpp)(nn_module=model, target_layers=layer, postprocessing=_unit_range)
             # one crop at a time: MONAI 1.6's Grad-CAM++ broadcasts the class score against the last spatial axis
             maps = [cam(x[i:i + 1], class_idx=0, **{key: v[i:i + 1] for key, v in extra.items()})[0, 0].detach()
                     for i in range(len(x))]
