@@ -56,13 +56,13 @@ def _enough(y: pd.Series, k: int = 2) -> bool:
 
 def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 1000, profile: str = "demo",
              out: Path | None = None, n_splits: int = 5, n_repeats: int = 3, crop_size=(32, 32, 16),
-             crop_spacing=(1.5, 1.5, 3.0)) -> dict:
+             crop_spacing=(1.5, 1.5, 3.0), threads: int = 2) -> dict:
     """Every measurement of one seed; writes the model table of the seed beside the summary."""
     import torch
 
     from hccomics import imaging
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     out = out or HERE / "results"
     work = out / "mvi_work" / f"{profile}-seed{seed}"
     start = time.perf_counter()
@@ -166,12 +166,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("seeds", nargs="?", type=int, default=3)
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (1 beside another validation)")
     args = p.parse_args(argv)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     rows = []
     for s in range(args.seeds):
-        rows.append(one_seed(s, epochs=args.epochs, width=args.width, out=out))
+        rows.append(one_seed(s, epochs=args.epochs, width=args.width, out=out, threads=args.threads))
         pd.DataFrame(rows).to_csv(out / "mvi_checks_rows.csv", index=False)  # kept when a later seed is interrupted
     table = summarise(rows, CRITERIA)
     table.to_csv(out / "mvi_checks.csv")

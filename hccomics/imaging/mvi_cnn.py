@@ -492,15 +492,18 @@ def mvi_models(*, mri: bool = True, expert: Sequence[str] = ("margin_irregularit
                clinical: Sequence[str] = ("log_afp", "diameter_mm", "lesion_count"), **options) -> dict[str, Callable[[int], MVIClassifier]]:
     """The MVI networks compared by notebook 06 and the validation, as ``name -> make_model(seed)``.
 
-    CT (MVI + grade; its embedding is ``X_cnn``), MRI, CT + MRI fusion (when ``mri``), expert-guided (MVI plus the
-    expert features as regression targets) and CT with clinical and expert inputs; ``options`` go to every
-    :class:`MVIClassifier` (epochs, widen, batch_size, device, ...).
+    CT (MVI + grade; its embedding is ``X_cnn``), MRI, CT + MRI fusion (when ``mri``; joint head plus a head and loss
+    per encoder, chosen over the plain joint head and over late fusion on development seeds by
+    ``validation/mvi_fusion_selection.py``), expert-guided (MVI plus the expert features as regression targets) and
+    CT with clinical and expert inputs; ``options`` go to every :class:`MVIClassifier` (epochs, widen, batch_size,
+    device, ...).
     """
     expert = tuple(expert)
     models = {
         "CNN CT": lambda s: MVIClassifier(targets=("mvi", "high_grade"), seed=s, **options),
         "CNN MRI": lambda s: MVIClassifier(modality="mri", targets=("mvi", "high_grade"), seed=s, **options),
-        "CNN CT + MRI": lambda s: MVIClassifier(fusion=True, targets=("mvi", "high_grade"), seed=s, **options),
+        "CNN CT + MRI": lambda s: MVIClassifier(fusion=True, modality_heads=True, targets=("mvi", "high_grade"), seed=s,
+                                                **options),
         "CNN expert-guided": lambda s: MVIClassifier(targets=("mvi", *expert), continuous=expert, seed=s, **options),
         "CNN + clinical and semantic": lambda s: MVIClassifier(targets=("mvi",), tabular=(*clinical, *expert), seed=s,
                                                                **options),
