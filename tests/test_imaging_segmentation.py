@@ -197,3 +197,23 @@ def test_reader_agreement_counts_the_edit(tmp_path: Path) -> None:
     np.testing.assert_allclose(per_patient["automatic_ml"], per_patient["reference_ml"])
     pair = agreement.set_index(["a", "b"]).loc[("automatic_ml", "corrected_ml")]
     assert pair["bias"] > 0  # automatic volumes exceed the corrected ones by the removed slice
+
+
+def test_postprocessing_keeps_lesions_whole_at_the_liver_edge() -> None:
+    # a coarse liver mask cuts a large lesion at the liver's edge: the lesion is kept whole, not clipped to the mask
+    prob = np.zeros((30, 30, 10), np.float32)
+    prob[4:16, 4:16, 2:8] = 0.9    # 12 * 12 * 6 = 864 voxels, its first 3 rows outside the liver (75 % inside)
+    prob[22:30, 22:30, 0:4] = 0.9  # 256 voxels touching the liver along one row: 12.5 % inside
+    liver = np.zeros(prob.shape, bool)
+    liver[7:23, :, :] = True
+    out = imaging.postprocess_lesions(prob, liver, spacing=(1.0, 1.0, 1.0), min_lesion_mm3=10.0, liver_margin_mm=0.5)
+    assert out.max() == 1 and (out == 1).sum() == 12 * 12 * 6
+    # a stricter rule drops the edge lesion too; a looser one keeps the mostly-outside component
+    strict = imaging.postprocess_lesions(prob, liver, spacing=(1.0, 1.0, 1.0), min_lesion_mm3=10.0, liver_margin_mm=0.5,
+                                         inside_fraction=0.8)
+    assert strict.max() == 0
+    loose = imaging.postprocess_lesions(prob, liver, spacing=(1.0, 1.0, 1.0), min_lesion_mm3=10.0, liver_margin_mm=0.5,
+                                        inside_fraction=0.1)
+    assert loose.max() == 2 and (loose == 2).sum() == 256
+    with pytest.raises(DataValidationError, match="inside_fraction"):
+        imaging.postprocess_lesions(prob, liver, spacing=(1.0, 1.0, 1.0), inside_fraction=0.0)

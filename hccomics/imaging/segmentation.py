@@ -45,7 +45,8 @@ class LesionSegmenter:
     inside the liver's bounding box. ``two_stage=False`` trains one whole-volume network with the labels background /
     liver / lesion at the fine spacing instead (the single-stage comparator). Each stage trains k folds (validation
     patients = one fold); prediction averages the folds' softmax probabilities (fold ensemble), maps them back to the
-    input grid, keeps the largest liver component, and keeps lesions inside the liver above a minimum volume.
+    input grid, keeps the largest liver component, and keeps whole lesions (connected components) that lie mostly inside
+    the liver and exceed a minimum volume (:func:`hccomics.imaging.postprocess_lesions`).
 
     Parameters
     ----------
