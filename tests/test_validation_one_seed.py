@@ -82,6 +82,9 @@ def test_mvi_checks_one_seed(tmp_path: Path) -> None:
     models = __import__("pandas").read_csv(tmp_path / "mvi_seed0.csv")
     assert {"CNN CT", "CNN CT + MRI", "CNN expert-guided (stage 2)", "radiomics CT, all rings"} <= set(models["model"])
     assert row["deletion_auc_gradcam"] >= 0
+    # one repeat: the fusion comparison on repeats averaged is the repeat-0 comparison
+    if "fusion_minus_ct_auc" in row:
+        assert row["fusion_minus_ct_auc"] == __import__("pytest").approx(row["fusion_minus_ct_auc_repeat0"])
 
 
 def test_graph_checks_one_seed(tmp_path: Path) -> None:

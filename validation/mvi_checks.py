@@ -3,10 +3,12 @@
 Per seed (a fresh demo cohort): register CT and MRI, lesion and ring features (shells), the radiomics model of
 each ring on 5-fold x 3-repeat stratified folds (the peak should sit at the planted 6 mm +- 2 mm), CNNs on
 tumour-plus-ring crops on the first repeat of the same folds (CT, MRI, CT + MRI fusion, expert-guided, CT +
-clinical and semantic inputs) with AUC 95 % bootstrap CIs and paired differences, and the saliency of the CT CNN
+clinical and semantic inputs) with AUC 95 % bootstrap CIs and paired differences, fusion against each modality on
+every repeat (scores averaged over the repeats' out-of-fold models), and the saliency of the CT CNN
 on MVI-positive patients (share of Grad-CAM mass in the tumour and its rings against their share of the liver).
 
-Usage: ``python validation/mvi_checks.py [N_SEEDS] [--epochs E] [--width W]``; results in
+Usage: ``python validation/mvi_checks.py [N_SEEDS] [--epochs E] [--width W]`` (or ``--only S [S ...]`` per
+process, then ``--summarise``); results in
 ``validation/results/mvi_checks.csv`` and per seed ``mvi_seed<k>.csv`` (every model with its CI).
 """
 
@@ -56,13 +58,19 @@ def _enough(y: pd.Series, k: int = 2) -> bool:
 
 def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 1000, profile: str = "demo",
              out: Path | None = None, n_splits: int = 5, n_repeats: int = 3, crop_size=(32, 32, 16),
-             crop_spacing=(1.5, 1.5, 3.0), threads: int = 2) -> dict:
-    """Every measurement of one seed; writes the model table of the seed beside the summary."""
+             crop_spacing=(1.5, 1.5, 3.0), threads: int = 2, fusion_repeats: int | None = None) -> dict:
+    """Every measurement of one seed; writes the model table of the seed beside the summary.
+
+    The CNNs train on the first repeat of the folds; the CT, MRI and fusion CNNs on ``fusion_repeats`` repeats
+    (default all) for the fusion comparison.
+    """
     import torch
+    from sklearn.metrics import roc_auc_score
 
     from hccomics import imaging
 
     torch.set_num_threads(threads)
+    fusion_repeats = n_repeats if fusion_repeats is None else fusion_repeats
     out = out or HERE / "results"
     work = out / "mvi_work" / f"{profile}-seed{seed}"
     start = time.perf_counter()
@@ -113,13 +121,28 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 
         row[f"auc {rec.model} low"] = rec.auc_low
         row[f"auc {rec.model} high"] = rec.auc_high
     oof = pd.DataFrame(scores)
-    both = oof[["CNN CT", "CNN MRI", "CNN CT + MRI"]].dropna().index
+    # fusion against each modality on repeated CV: the CT, MRI and fusion CNNs train on every repeat of the folds
+    # (repeat 0 reloads the models above), and a patient's score is the mean of the out-of-fold probabilities of
+    # the repeats' models that held it out, as ring_width_comparison scores the radiomics models
+    fused = ("CNN CT", "CNN MRI", "CNN CT + MRI")
+    repeated = {name: imaging.cross_validate_cnn(factories[name], crops, y, folds, repeats=range(fusion_repeats),
+                                                 work_dir=work / "models" / name.replace(" ", "_").replace("+", "and")).oof
+                for name in fused}
+    mean_oof = pd.DataFrame({name: o.mean(axis=1) for name, o in repeated.items()})
+    both = mean_oof.dropna().index
+    row["fusion_repeats"] = fusion_repeats
+    for name in fused:
+        row[f"auc {name}, repeats averaged"] = roc_auc_score(y.loc[both, "mvi"], mean_oof.loc[both, name])
     for name, other in (("ct", "CNN CT"), ("mri", "CNN MRI")):
         if not _enough(y.loc[both, "mvi"], 1):
             continue
-        d = imaging.compare_auc(y.loc[both, "mvi"], oof.loc[both, other], oof.loc[both, "CNN CT + MRI"], n_boot=n_boot, seed=seed)
+        d = imaging.compare_auc(y.loc[both, "mvi"], mean_oof.loc[both, other], mean_oof.loc[both, "CNN CT + MRI"],
+                                n_boot=n_boot, seed=seed)
         row[f"fusion_minus_{name}_auc"], row[f"fusion_minus_{name}_low"], row[f"fusion_minus_{name}_high"] = \
             d["estimate"], d["low"], d["high"]
+        for r in range(fusion_repeats):  # each repeat alone (repeat 0: the models of the table above)
+            row[f"fusion_minus_{name}_auc_repeat{r}"] = (roc_auc_score(y.loc[both, "mvi"], repeated["CNN CT + MRI"].loc[both, r])
+                                                        - roc_auc_score(y.loc[both, "mvi"], repeated[other].loc[both, r]))
     for name in ("CNN expert-guided", "CNN expert-guided (stage 2)", "CNN + clinical and semantic"):
         idx = oof[["CNN CT", name]].dropna().index
         if not _enough(y.loc[idx, "mvi"], 1):
@@ -163,17 +186,27 @@ def run(seeds=range(3), **kwargs) -> pd.DataFrame:
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("seeds", nargs="?", type=int, default=3)
+    p.add_argument("seeds", nargs="?", type=int, default=3, help="number of seeds: 0 .. N-1")
+    p.add_argument("--only", type=int, nargs="+", default=None,
+                   help="run just these seeds (to run seeds side by side, then --summarise)")
+    p.add_argument("--summarise", action="store_true", help="summarise the saved rows of seeds 0 .. N-1, run nothing")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--threads", type=int, default=2, help="torch threads (1 beside another validation)")
     args = p.parse_args(argv)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    rows = []
-    for s in range(args.seeds):
-        rows.append(one_seed(s, epochs=args.epochs, width=args.width, out=out, threads=args.threads))
-        pd.DataFrame(rows).to_csv(out / "mvi_checks_rows.csv", index=False)  # kept when a later seed is interrupted
+    seeds = args.only if args.only is not None else range(args.seeds)
+    if not args.summarise:
+        for s in seeds:  # each seed's row saved as it ends: kept when a later seed is interrupted
+            row = one_seed(s, epochs=args.epochs, width=args.width, out=out, threads=args.threads)
+            pd.DataFrame([row]).to_csv(out / f"mvi_checks_row_seed{s}.csv", index=False)
+    if args.only is not None and not args.summarise:
+        return 0
+    missing = [s for s in seeds if not (out / f"mvi_checks_row_seed{s}.csv").exists()]
+    if missing:
+        raise SystemExit(f"no saved row for seed(s) {missing}: run them first")
+    rows = [pd.read_csv(out / f"mvi_checks_row_seed{s}.csv").iloc[0].to_dict() for s in seeds]
     table = summarise(rows, CRITERIA)
     table.to_csv(out / "mvi_checks.csv")
     print(table.to_string())
