@@ -51,9 +51,9 @@ def main(argv: list[str]) -> int:
          lambda: demo_imaging.run(range(3))),
         (f"Dynamic network biomarkers: {n_de_seeds} planted series and 200 null series, demo size", dnb_checks,
          lambda: dnb_checks.run(range(n_de_seeds), 200)),
-        ("Lesion segmentation: held-out demo patients, 5-fold training, 2 seeds (about an hour per seed on 2 cores)",
+        ("Lesion segmentation: held-out demo patients, 5-fold training, 2 seeds, 72 test patients each (about 3 hours per seed on one core, plus the architecture table)",
          segmentation_checks, lambda: segmentation_checks.run(range(2))),
-        ("MVI prediction: ring widths, CNNs on shared folds, saliency by region, 3 seeds (about 20 minutes each)",
+        ("MVI prediction: ring widths, CNNs on shared folds, saliency by region, 3 seeds (about 85 minutes each on one core)",
          mvi_checks, lambda: mvi_checks.run(range(3))),
         ("Graph fusion: fused GNNs against single-modality and linear baselines on shared folds, explanations against "
          "the planted truth, 3 seeds and the null cohort (reuses the MVI check's CNN folds)", graph_checks,
