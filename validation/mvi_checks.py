@@ -51,6 +51,20 @@ def _features(seed: int, work: Path, profile: str) -> dict:
             "img": imaging.aggregate_lesions(*lesions.values()), "clinical": io.read_clinical(manifest)}
 
 
+def _crops(f: dict, work: Path, *, spacing, size) -> tuple[list[dict], pd.DataFrame]:
+    """Tumour-plus-ring crops of every patient and their CNN targets, cached under ``work``."""
+    from hccomics import imaging
+
+    items = imaging.crop_items(f["lesions"], f["registered"], out_dir=work / "crop_masks", widths=WIDTHS)
+    crops = imaging.prepare_crops(items, spacing=spacing, size=size, cache_dir=work / "crops")
+    return crops, imaging.mvi_targets(f["img"], f["clinical"], widths=WIDTHS, patients=[c["patient_id"] for c in crops])
+
+
+def _model_dir(work: Path, name: str) -> Path:
+    """Where a CNN's fold models of a seed are cached, by model name."""
+    return work / "models" / name.replace(" ", "_").replace("+", "and").replace(",", "")
+
+
 def _enough(y: pd.Series, k: int = 2) -> bool:
     counts = y.value_counts()
     return len(counts) == 2 and int(counts.min()) >= k
@@ -90,13 +104,11 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 
         for r in table.itertuples():
             row[f"{m}_auc_{r.region}"] = r.auc
             row[f"{m}_logloss_{r.region}"] = r.log_loss
-    items = imaging.crop_items(f["lesions"], f["registered"], out_dir=work / "crop_masks", widths=WIDTHS)
-    crops = imaging.prepare_crops(items, spacing=crop_spacing, size=crop_size, cache_dir=work / "crops")
-    y = imaging.mvi_targets(img, clinical, widths=WIDTHS, patients=[c["patient_id"] for c in crops])
+    crops, y = _crops(f, work, spacing=crop_spacing, size=crop_size)
     expert = list(imaging.EXPERT_FEATURES)
     factories = imaging.mvi_models(epochs=epochs, widen=width, batch_size=16, device="auto")
     results = {name: imaging.cross_validate_cnn(fn, crops, y, folds, repeats=[0],
-                                                work_dir=work / "models" / name.replace(" ", "_").replace("+", "and"))
+                                                work_dir=_model_dir(work, name))
                for name, fn in factories.items()}
     scores = {name: r.oof[0] for name, r in results.items()}
     scores["CNN expert-guided (stage 2)"] = imaging.two_stage_oof(results["CNN expert-guided"], y["mvi"], features=expert)[0]
@@ -126,7 +138,7 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 
     # the repeats' models that held it out, as ring_width_comparison scores the radiomics models
     fused = ("CNN CT", "CNN MRI", "CNN CT + MRI")
     repeated = {name: imaging.cross_validate_cnn(factories[name], crops, y, folds, repeats=range(fusion_repeats),
-                                                 work_dir=work / "models" / name.replace(" ", "_").replace("+", "and")).oof
+                                                 work_dir=_model_dir(work, name)).oof
                 for name in fused}
     mean_oof = pd.DataFrame({name: o.mean(axis=1) for name, o in repeated.items()})
     both = mean_oof.dropna().index

@@ -23,7 +23,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from mvi_checks import WIDTHS, _features  # noqa: E402
+from mvi_checks import _crops, _features, _model_dir  # noqa: E402
 
 
 def _logit(p: pd.Series) -> pd.Series:
@@ -43,9 +43,7 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, profile: str =
     img, clinical = f["img"], f["clinical"]
     y_all = clinical.loc[img.obs_names, "mvi"].dropna().astype(int)
     folds = imaging.mvi_folds(y_all, n_splits=5, n_repeats=3, seed=seed)
-    items = imaging.crop_items(f["lesions"], f["registered"], out_dir=work / "crop_masks", widths=WIDTHS)
-    crops = imaging.prepare_crops(items, spacing=crop_spacing, size=crop_size, cache_dir=work / "crops")
-    y = imaging.mvi_targets(img, clinical, widths=WIDTHS, patients=[c["patient_id"] for c in crops])
+    crops, y = _crops(f, work, spacing=crop_spacing, size=crop_size)
     options = dict(targets=("mvi", "high_grade"), epochs=epochs, widen=width, batch_size=16, device="auto")
     models = {  # the candidates spelled out (mvi_models holds only the one chosen here)
         "CNN CT": lambda s: imaging.MVIClassifier(seed=s, **options),
@@ -55,8 +53,7 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, profile: str =
     }
     oof = {}
     for name in models:
-        res = imaging.cross_validate_cnn(models[name], crops, y, folds, repeats=[0],
-                                         work_dir=work / "models" / name.replace(" ", "_").replace("+", "and").replace(",", ""))
+        res = imaging.cross_validate_cnn(models[name], crops, y, folds, repeats=[0], work_dir=_model_dir(work, name))
         oof[name] = res.oof[0]
     oof = pd.DataFrame(oof).dropna()
     oof["late fusion (mean logit)"] = 1 / (1 + np.exp(-(_logit(oof["CNN CT"]) + _logit(oof["CNN MRI"])) / 2))
