@@ -86,6 +86,16 @@ def test_patients_without_mri_are_handled_explicitly():
     assert heads.model_.train()(x, **extra).shape == (2, 6) and heads.model_.eval()(x, **extra).shape == (2, 2)
     with pytest.raises(DataValidationError, match="fusion=True"):
         imaging.MVIClassifier(modality_heads=True)
+    # early fusion: one encoder on CT phases + mask, MRI phases + mask and a has_mri channel; absent MRI is zeroed
+    early = imaging.MVIClassifier(fusion="channels", epochs=1, batch_size=6, widen=0.0625).fit(crops, y)
+    assert list(early.model_.encoders) == ["image"]
+    assert early.model_.encoders["image"].conv1.in_channels == 4 + 2 + 1
+    assert early.predict_proba([without]) == pytest.approx(early.predict_proba([changed]), abs=1e-6)
+    with_mri = next(c for c in crops if float(c["has_mri"]) == 1)
+    assert early.predict_proba([with_mri]) != pytest.approx(
+        early.predict_proba([{**with_mri, "mri": with_mri["mri"] + 100.0}]), abs=1e-6)  # the check can fail
+    with pytest.raises(DataValidationError, match="fusion must be"):
+        imaging.MVIClassifier(fusion="late")
     folds = imaging.mvi_folds(y["mvi"], n_splits=2, n_repeats=1)
     res = imaging.cross_validate_cnn(lambda s: imaging.MVIClassifier(modality="mri", epochs=1, widen=0.0625, seed=s),
                                      crops, y, folds)

@@ -3,7 +3,8 @@
 On demo cohorts of development seeds (default 100-102; ``mvi_checks.py`` reports seeds 0-2), the CT and MRI CNNs
 and three fusions are cross-validated on the first repeat of the shared folds, with the validation's settings:
 joint fusion (one head on both embeddings), joint fusion with a head and loss per encoder (``modality_heads``),
-and late fusion (the mean of the CT and MRI networks' out-of-fold logits). AUC on the patients with both
+early fusion (the MRI phases as extra input channels of one encoder, ``fusion="channels"``) and late fusion (the
+mean of the CT and MRI networks' out-of-fold logits). AUC on the patients with both
 modalities, and each fusion minus the better single modality. Adopted: the fusion that is >= the better single
 modality on the most seeds (ties: the larger mean difference).
 
@@ -50,6 +51,7 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, profile: str =
         "CNN MRI": lambda s: imaging.MVIClassifier(modality="mri", seed=s, **options),
         "CNN CT + MRI": lambda s: imaging.MVIClassifier(fusion=True, seed=s, **options),
         "CNN CT + MRI, heads per modality": lambda s: imaging.MVIClassifier(fusion=True, modality_heads=True, seed=s, **options),
+        "CNN CT + MRI, early (channels)": lambda s: imaging.MVIClassifier(fusion="channels", seed=s, **options),
     }
     oof = {}
     for name in models:

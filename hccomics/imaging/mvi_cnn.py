@@ -140,7 +140,11 @@ class MVIClassifier:
     modality
         ``"ct"`` or ``"mri"``: the primary input.
     fusion
-        Add an MRI encoder (with ``modality="ct"``): patients without MRI keep a zero MRI embedding.
+        Add MRI to a CT model (``modality="ct"``). ``True`` (or ``"embeddings"``): a second encoder for MRI, the two
+        embeddings joined in the head; a patient without MRI keeps a zero MRI embedding. ``"channels"`` (early
+        fusion): the MRI phases and mask are extra input channels of the one encoder, with a constant ``has_mri``
+        channel; a patient without MRI has zero MRI channels. Early fusion can add the two modalities' evidence voxel
+        by voxel (CT and MRI crops are both centred on the index lesion at the same spacing and size).
     modality_heads
         Fusion only: train each encoder with its own head and loss beside the joint head (the MRI loss on patients
         with MRI), so that neither encoder rides on the other; predictions come from the joint head.
@@ -173,10 +177,14 @@ class MVIClassifier:
         from hccomics._options import check_option
 
         self.modality = check_option("modality", str(modality).lower(), ("ct", "mri"))
+        if fusion not in (False, True, "embeddings", "channels"):
+            raise DataValidationError(f"fusion must be False, True / 'embeddings' or 'channels', not {fusion!r}")
         if fusion and self.modality != "ct":
             raise DataValidationError("fusion adds MRI to a CT model: use modality='ct', fusion=True")
-        self.fusion, self.targets, self.continuous = bool(fusion), tuple(targets), tuple(continuous)
-        if modality_heads and not self.fusion:
+        # True stands for "embeddings" (the value kept, so that saved fold models keep their cache identity)
+        self.fusion = True if fusion == "embeddings" else fusion
+        self.targets, self.continuous = tuple(targets), tuple(continuous)
+        if modality_heads and self.fusion is not True:
             raise DataValidationError("modality_heads are heads per encoder of a fusion model: use fusion=True")
         self.modality_heads = bool(modality_heads)
         if not self.targets:
@@ -195,8 +203,11 @@ class MVIClassifier:
         for c in crops:
             if self.modality == "mri" and float(c["has_mri"]) == 0:
                 raise DataValidationError(f"patient {c['patient_id']} has no MRI; an MRI model takes patients with MRI only")
-            it = {"image": c[self.modality], "mri": c["mri"], "has_mri": c["has_mri"].reshape(1).float(),
-                  "patient_id": c["patient_id"]}
+            has_mri = c["has_mri"].reshape(1).float()
+            image = c[self.modality]
+            if self.fusion == "channels":
+                image = torch.cat([image, c["mri"] * has_mri, has_mri.expand(1, *image.shape[1:])])
+            it = {"image": image, "mri": c["mri"], "has_mri": has_mri, "patient_id": c["patient_id"]}
             if y is not None and c["patient_id"] not in y.index:
                 raise DataValidationError(f"patient {c['patient_id']} has a crop but no row in y")
             row = y.loc[c["patient_id"]] if y is not None else None
@@ -213,7 +224,7 @@ class MVIClassifier:
         return items
 
     def _inputs(self) -> tuple[str, ...]:
-        return (("mri", "has_mri") if self.fusion else ()) + (("tab",) if self.tabular else ())
+        return (("mri", "has_mri") if self.fusion is True else ()) + (("tab",) if self.tabular else ())
 
     def fit(self, crops: Sequence[dict], y: pd.DataFrame) -> MVIClassifier:
         """Train on the crops of the patients in ``y`` (index: patient; columns: targets and tabular inputs)."""
@@ -259,7 +270,7 @@ class MVIClassifier:
             self.tab_sd_[self.tab_sd_ == 0] = 1.0
         items = self._items(crops, y)
         first = items[0]
-        self.model_ = MVINet(in_channels=first["image"].shape[0], mri_channels=first["mri"].shape[0] if self.fusion else None,
+        self.model_ = MVINet(in_channels=first["image"].shape[0], mri_channels=first["mri"].shape[0] if self.fusion is True else None,
                              n_outputs=len(self.targets), n_tabular=len(self.tabular), widen=self.widen,
                              modality_heads=self.modality_heads)
         self.train_patients_ = sorted(c["patient_id"] for c in crops)
@@ -493,9 +504,9 @@ def mvi_models(*, mri: bool = True, expert: Sequence[str] = ("margin_irregularit
     """The MVI networks compared by notebook 06 and the validation, as ``name -> make_model(seed)``.
 
     CT (MVI + grade; its embedding is ``X_cnn``), MRI, CT + MRI fusion (when ``mri``; joint head plus a head and loss
-    per encoder, chosen over the plain joint head and over late fusion on development seeds by
-    ``validation/mvi_fusion_selection.py``), expert-guided (MVI plus the expert features as regression targets) and
-    CT with clinical and expert inputs; ``options`` go to every :class:`MVIClassifier` (epochs, widen, batch_size,
+    per encoder, chosen over the plain joint head, early fusion (MRI as input channels) and late fusion on
+    development seeds by ``validation/mvi_fusion_selection.py``), expert-guided (MVI plus the expert features as
+    regression targets) and CT with clinical and expert inputs; ``options`` go to every :class:`MVIClassifier` (epochs, widen, batch_size,
     device, ...).
     """
     expert = tuple(expert)
