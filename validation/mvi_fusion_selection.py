@@ -1,11 +1,11 @@
 """Which CT + MRI fusion the MVI notebook and validation use: chosen on development seeds, never on the reported ones.
 
 On demo cohorts of development seeds (default 100-102; ``mvi_checks.py`` reports seeds 0-2), the CT and MRI CNNs
-and three fusions are cross-validated on the first repeat of the shared folds, with the validation's settings:
+and four fusions are cross-validated on the first repeat of the shared folds, with the validation's settings:
 joint fusion (one head on both embeddings), joint fusion with a head and loss per encoder (``modality_heads``),
 early fusion (the MRI phases as extra input channels of one encoder, ``fusion="channels"``) and late fusion (the
-mean of the CT and MRI networks' out-of-fold logits). AUC on the patients with both
-modalities, and each fusion minus the better single modality. Adopted: the fusion that is >= the better single
+mean of the CT and MRI networks' out-of-fold logits). AUC on the patients with both modalities, and each fusion
+minus the better single modality. Adopted: the fusion that is >= the better single
 modality on the most seeds (ties: the larger mean difference).
 
 Usage: ``python validation/mvi_fusion_selection.py [SEEDS ...] [--epochs E]``; writes

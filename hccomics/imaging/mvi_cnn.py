@@ -506,8 +506,8 @@ def mvi_models(*, mri: bool = True, expert: Sequence[str] = ("margin_irregularit
     CT (MVI + grade; its embedding is ``X_cnn``), MRI, CT + MRI fusion (when ``mri``; joint head plus a head and loss
     per encoder, chosen over the plain joint head, early fusion (MRI as input channels) and late fusion on
     development seeds by ``validation/mvi_fusion_selection.py``), expert-guided (MVI plus the expert features as
-    regression targets) and CT with clinical and expert inputs; ``options`` go to every :class:`MVIClassifier` (epochs, widen, batch_size,
-    device, ...).
+    regression targets) and CT with clinical and expert inputs; ``options`` go to every :class:`MVIClassifier`
+    (epochs, widen, batch_size, device, ...).
     """
     expert = tuple(expert)
     models = {
