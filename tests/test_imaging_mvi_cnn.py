@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hccomics import imaging
-from hccomics.errors import DataValidationError
+from hccomics.errors import DataValidationError, OptionError
 from hccomics.imaging.mvi_cnn import MultiTaskLoss
 
 WIDTHS = (2.0, 4.0, 6.0, 8.0, 10.0)
@@ -128,6 +128,65 @@ def test_saliency_finds_the_planted_ring_and_deletion_confirms_it():
         assert table.loc["rest_of_liver", "mass_share"] < table.loc["rest_of_liver", "volume_share"], (method, table)
 
 
+def test_region_pooled_network_reads_only_its_regions_and_finds_the_planted_ring(tmp_path):
+    crops, y = _synthetic(24, signal=1.0)
+    for c in crops:  # an MRI region map beside the CT one (zeros without MRI, as prepare_crops writes it)
+        c["mri_regions"] = c["regions"] if float(c["has_mri"]) else torch.zeros_like(c["regions"])
+    clf = imaging.MVIClassifier(pooling="regions", epochs=15, batch_size=8, widen=0.125, lr=3e-3, seed=0).fit(crops, y)
+    assert clf.model_.encoders["image"].n_regions == 7 and clf.embed(crops[:2]).shape == (2, 2 * 8 * 7)
+    # mean and SD of each region, by hand, from the stem's feature maps
+    c = crops[0]
+    with torch.no_grad():
+        f = clf.model_.encoders["image"].stem(c["ct"][None, :-1])[0]  # the phases; the region map holds the tumour
+    m = (c["regions"] == 4).numpy()
+    ring = f[:, torch.from_numpy(m)].numpy()
+    emb = clf.embed([c])[0].reshape(7, 2, 8)  # region, (mean, SD), feature map
+    assert np.allclose(emb[3, 0], ring.mean(axis=1), atol=1e-5) and np.allclose(emb[3, 1], ring.std(axis=1), atol=1e-3)
+    # voxels outside the liver (code 0) are pooled nowhere: changing those beyond the stem's reach (two 3^3
+    # convolutions: 2 voxels) of every pooled voxel leaves the prediction; changing a ring voxel does not
+    regions = c["regions"].clone()
+    regions[:5] = 0
+    c = {**c, "regions": regions}
+    ct = c["ct"].clone()
+    ct[:, :2] += 50.0
+    assert clf.predict_proba([{**c, "ct": ct}]) == pytest.approx(clf.predict_proba([c]), abs=1e-6)
+    ct[:, :4] += 50.0  # within reach of the pooled voxels at x = 5: the check can fail
+    assert clf.predict_proba([{**c, "ct": ct}]) != pytest.approx(clf.predict_proba([c]), abs=1e-6)
+    ct = c["ct"].clone()
+    ct[-1] = 1.0 - ct[-1]  # the tumour-mask channel is not read
+    assert clf.predict_proba([{**c, "ct": ct}]) == pytest.approx(clf.predict_proba([c]), abs=1e-6)
+    ct = c["ct"].clone()
+    ct[:-1, c["regions"] == 4] += 50.0
+    assert clf.predict_proba([{**c, "ct": ct}]) != pytest.approx(clf.predict_proba([c]), abs=1e-3)
+    # it learns the planted 6 mm shell out of fold (a global-pool network of this size does not, on 12 training crops)
+    folds = imaging.mvi_folds(y["mvi"], n_splits=2, n_repeats=1)
+    res = imaging.cross_validate_cnn(lambda s: imaging.MVIClassifier(pooling="regions", epochs=15, batch_size=8, widen=0.125,
+                                                                     lr=3e-3, seed=s), crops, y, folds, work_dir=tmp_path)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y["mvi"], res.oof[0]) > 0.8
+    # Grad-CAM at the stem by default, and occlusion one copy at a time beside the region maps
+    positives = [c for c in crops if y.loc[c["patient_id"], "mvi"] == 1]
+    for method in ("gradcam", "occlusion"):
+        maps = imaging.saliency_maps(clf, positives[:4], method=method, occlusion_size=3)
+        assert maps.shape == (4, *SIZE) and (maps >= 0).all()
+        table = imaging.saliency_by_region(maps, positives[:4], widths=WIDTHS).groupby("region")[["mass_share", "volume_share"]].mean()
+        assert table.loc["ring_6mm", "mass_share"] > table.loc["ring_6mm", "volume_share"], (method, table)
+    # fusion with region maps per modality; an absent MRI does not reach the prediction
+    fusion = imaging.MVIClassifier(pooling="regions", fusion=True, modality_heads=True, epochs=1, batch_size=6,
+                                   widen=0.0625).fit(crops, y)
+    without = next(c for c in crops if float(c["has_mri"]) == 0)
+    assert fusion.predict_proba([without]) == pytest.approx(
+        fusion.predict_proba([{**without, "mri": without["mri"] + 100.0}]), abs=1e-6)
+    with pytest.raises(DataValidationError, match="region pooling needs"):
+        imaging.MVIClassifier(pooling="regions", modality="mri", epochs=1).fit([{k: v for k, v in c.items() if k != "mri_regions"}
+                                                                                 for c in crops if float(c["has_mri"])], y)
+    with pytest.raises(DataValidationError, match="not 'channels'"):
+        imaging.MVIClassifier(pooling="regions", fusion="channels")
+    with pytest.raises(OptionError, match="pooling"):
+        imaging.MVIClassifier(pooling="max")
+
+
 def _grad_cam_by_hand(net: torch.nn.Module, x: torch.Tensor, layer: str) -> np.ndarray:
     """Grad-CAM from its definition (Selvaraju et al. 2017): ReLU of the activations weighted by their mean gradient."""
     store = {}
@@ -165,6 +224,9 @@ def test_crops_of_the_demo_cohort(smoke_registered, tmp_path):
         codes = set(np.unique(c["regions"].numpy()).tolist())
         assert 1 in codes and 7 in codes  # the tumour and liver beyond the rings fit the crop
         assert torch.equal(c["ct"][-1] > 0.5, c["regions"] == 1)  # the tumour channel is the region map's tumour
+        # the MRI region map on the MRI crop, its tumour the MRI mask channel; zeros without MRI
+        assert c["mri_regions"].shape == (16, 16, 8)
+        assert torch.equal(c["mri"][-1] > 0.5, c["mri_regions"] == 1) and bool((c["mri_regions"] > 0).any()) == bool(c["has_mri"])
         assert 0.0 <= float(c["ct"][:-1].min()) and float(c["ct"][:-1].max()) <= 1.0  # CT window
     with pytest.raises(DataValidationError, match="no crop"):
         imaging.load_crops(crops, ["nobody"])

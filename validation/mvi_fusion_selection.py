@@ -4,12 +4,16 @@ On demo cohorts of development seeds (default 100-102; ``mvi_checks.py`` reports
 and four fusions are cross-validated on the first repeat of the shared folds, with the validation's settings:
 joint fusion (one head on both embeddings), joint fusion with a head and loss per encoder (``modality_heads``),
 early fusion (the MRI phases as extra input channels of one encoder, ``fusion="channels"``) and late fusion (the
-mean of the CT and MRI networks' out-of-fold logits). AUC on the patients with both modalities, and each fusion
-minus the better single modality. Adopted: the fusion that is >= the better single
-modality on the most seeds (ties: the larger mean difference).
+mean of the CT and MRI networks' out-of-fold logits). Each model also with region-pooled encoders (``pooling=
+"regions"``: features averaged over the tumour, each ring shell and the rest of the liver instead of the whole crop).
+AUC on the patients with both modalities, and each fusion minus the better single modality of its kind (global or
+region-pooled). Adopted: the fusion that is >= the better single modality on the most seeds (ties: the larger mean
+difference).
 
-Usage: ``python validation/mvi_fusion_selection.py [SEEDS ...] [--epochs E]``; writes
-``validation/results/mvi_fusion_selection.csv``.
+Usage: ``python validation/mvi_fusion_selection.py [SEEDS ...] [--epochs E] [--models NAME ...]``; writes
+``validation/results/mvi_fusion_selection.csv``, one row per seed and training length (a later run replaces the scores
+it computes, keeps the others). ``--models`` restricts the candidates: a run without the CT and the MRI
+CNN among them only trains (e.g. a second process side by side); a later run reloads the cached fold models.
 """
 
 from __future__ import annotations
@@ -32,9 +36,18 @@ def _logit(p: pd.Series) -> pd.Series:
     return np.log(p / (1 - p))
 
 
+def _region_pooled(model):
+    model.pooling = "regions"
+    return model
+
+
 def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, profile: str = "demo", out: Path = HERE / "results",
-             crop_size=(32, 32, 16), crop_spacing=(1.5, 1.5, 3.0)) -> dict:
-    """AUC of every single-modality model and fusion on the patients with CT and MRI, for one development seed."""
+             crop_size=(32, 32, 16), crop_spacing=(1.5, 1.5, 3.0), only: list[str] | None = None) -> dict | None:
+    """AUC of every single-modality model and fusion on the patients with CT and MRI, for one development seed.
+
+    ``only`` restricts the candidates; without both single-modality CNNs of a kind (global or region-pooled) among
+    them, it trains and returns ``None``.
+    """
     from sklearn.metrics import roc_auc_score
 
     from hccomics import imaging
@@ -53,20 +66,30 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, profile: str =
         "CNN CT + MRI, heads per modality": lambda s: imaging.MVIClassifier(fusion=True, modality_heads=True, seed=s, **options),
         "CNN CT + MRI, early (channels)": lambda s: imaging.MVIClassifier(fusion="channels", seed=s, **options),
     }
+    # the same with region-pooled encoders (features averaged over the tumour, each ring shell, the rest of the liver)
+    for name in ("CNN CT", "CNN MRI", "CNN CT + MRI", "CNN CT + MRI, heads per modality"):
+        models[f"{name}, region-pooled"] = lambda s, make=models[name]: _region_pooled(make(s))
+    unknown = sorted(set(only or ()) - set(models))
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; choose from {list(models)}")
     oof = {}
-    for name in models:
+    for name in only or models:
         res = imaging.cross_validate_cnn(models[name], crops, y, folds, repeats=[0], work_dir=_model_dir(work, name))
         oof[name] = res.oof[0]
+    families = [f for f in ("", ", region-pooled") if f"CNN CT{f}" in oof and f"CNN MRI{f}" in oof]
+    if not families:
+        return None
     oof = pd.DataFrame(oof).dropna()
-    oof["late fusion (mean logit)"] = 1 / (1 + np.exp(-(_logit(oof["CNN CT"]) + _logit(oof["CNN MRI"])) / 2))
+    for f in families:
+        oof[f"late fusion (mean logit){f}"] = 1 / (1 + np.exp(-(_logit(oof[f"CNN CT{f}"]) + _logit(oof[f"CNN MRI{f}"])) / 2))
     yy = y.loc[oof.index, "mvi"].astype(int)
-    row = {"seed": seed, "patients_with_both": len(oof), "mvi_positive": int(yy.sum())}
+    row = {"seed": seed, "epochs": epochs, "patients_with_both": len(oof), "mvi_positive": int(yy.sum())}
     auc = {name: roc_auc_score(yy, oof[name]) for name in oof.columns}
-    best_single = max(auc["CNN CT"], auc["CNN MRI"])
     for name, a in auc.items():
         row[f"auc {name}"] = a
-        if name not in ("CNN CT", "CNN MRI"):
-            row[f"{name} minus best single"] = a - best_single
+        f = ", region-pooled" if name.endswith(", region-pooled") else ""
+        if f in families and name not in (f"CNN CT{f}", f"CNN MRI{f}"):  # against the better single CNN of its kind
+            row[f"{name} minus best single"] = a - max(auc[f"CNN CT{f}"], auc[f"CNN MRI{f}"])
     return row
 
 
@@ -75,20 +98,29 @@ def main(argv: list[str]) -> int:
     p.add_argument("seeds", nargs="*", type=int, default=[100, 101, 102])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument("--models", nargs="+", default=None, help="only these candidates")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
+    path = out / "mvi_fusion_selection.csv"
     rows = []
     for s in args.seeds:
-        rows.append(one_seed(s, epochs=args.epochs, out=out))
-        table = pd.DataFrame(rows).set_index("seed")
-        table.to_csv(out / "mvi_fusion_selection.csv")  # kept when a later seed is interrupted
-        print(table.T.to_string(), flush=True)
-    table = pd.DataFrame(rows).set_index("seed")
-    print(table.mean().to_string())
+        row = one_seed(s, epochs=args.epochs, out=out, only=args.models)
+        if row is None:
+            continue
+        rows.append(row)
+        old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["seed", "epochs"])
+        # rows written before the column existed were trained for 30 epochs
+        old["epochs"] = old["epochs"].fillna(30).astype(int) if "epochs" in old else 30
+        # a seed's new scores replace its old ones; the candidates this run left out keep theirs
+        table = pd.DataFrame(rows).set_index(["seed", "epochs"]).combine_first(old.set_index(["seed", "epochs"]))
+        table.sort_index(level=["epochs", "seed"]).reset_index().to_csv(path, index=False)  # kept if a later seed is cut
+        print(pd.DataFrame(rows).set_index("seed").T.to_string(), flush=True)
+    if rows:
+        print(pd.DataFrame(rows).set_index("seed").mean().to_string())
     return 0
 
 

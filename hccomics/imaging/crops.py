@@ -6,8 +6,8 @@ dictionary transforms) and saved as tensors, so that training reads them from me
 scale-normalised: the tumour and its margin fill the crop whatever the tumour's size (its size remains an input
 of the clinical model). The MRI crop is centred on the largest MRI lesion, which in a multifocal patient need
 not be the CT index lesion (lesions are not matched across modalities). Beside the phases, each crop carries the tumour mask as an
-extra channel and a *region map* (tumour, each ring shell, the rest of the liver) on the same grid: the map that
-saliency is measured against.
+extra channel and a *region map* (tumour, each ring shell, the rest of the liver) on the same grid, per modality: the
+map that saliency is measured against, and that a region-pooled network averages its features over.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ def _region_map(lesions: np.ndarray, liver: np.ndarray, label: int, spacing: Seq
     return out
 
 
+def _regions_key(m: str) -> str:
+    return "regions" if m == "ct" else f"{m}_regions"
+
+
 def crop_items(
     lesions,
     registered: Mapping[str, pd.DataFrame],
@@ -67,13 +71,14 @@ def crop_items(
     registered
         Registered image tables per modality (:func:`hccomics.imaging.register_cohort`).
     out_dir
-        Where the region map (CT) and the index-lesion masks are written, per patient.
+        Where the region maps and the index-lesion masks are written, per patient.
 
     Returns
     -------
     list of dict
         ``patient_id``, and per modality ``m`` (``ct``, ``mri``) the phase paths ``m``, the phases ``m_phases`` and
-        ``m_tumour`` (index lesion, binary); ``regions`` (CT frame); MRI keys are ``None`` for a patient without MRI.
+        ``m_tumour`` (index lesion, binary); the region maps ``regions`` (CT frame) and ``mri_regions`` (MRI frame);
+        MRI keys are ``None`` for a patient without MRI.
 
     Examples
     --------
@@ -101,18 +106,18 @@ def crop_items(
         for mod, (index, exams) in per_mod.items():
             m = mod.lower()
             if pid not in index.index:
-                item.update({m: None, f"{m}_phases": None, f"{m}_tumour": None})
+                item.update({m: None, f"{m}_phases": None, f"{m}_tumour": None, _regions_key(m): None})
                 continue
             ex = exams[pid]
             les, aff = read_nifti(ex["lesion"])
             label = int(index.loc[pid])
             tumour = save_nifti((les == label).astype(np.uint8), d / f"{m}_index_lesion.nii.gz", affine=aff)
             item.update({m: list(ex["image"]), f"{m}_phases": list(ex["phases"]), f"{m}_tumour": str(tumour)})
-            if mod == "CT":
-                liver = read_nifti(ex["liver"])[0] > 0
-                spacing = np.linalg.norm(aff[:3, :3], axis=0)
-                regions = _region_map(np.rint(les).astype(np.int32), liver, label, spacing, widths)
-                item["regions"] = str(save_nifti(regions, d / "regions.nii.gz", affine=aff))
+            liver = read_nifti(ex["liver"])[0] > 0
+            spacing = np.linalg.norm(aff[:3, :3], axis=0)
+            regions = _region_map(np.rint(les).astype(np.int32), liver, label, spacing, widths)
+            name = "regions.nii.gz" if m == "ct" else f"{m}_regions.nii.gz"
+            item[_regions_key(m)] = str(save_nifti(regions, d / name, affine=aff))
         items.append(item)
     return items
 
@@ -153,7 +158,7 @@ def _cache_key(item: Mapping, params: Mapping) -> str:
     from hccomics.io.files import sha256sum
 
     files = [p for k in ("ct", "mri") for p in (item.get(k) or [])]
-    files += [item[k] for k in ("ct_tumour", "mri_tumour", "regions") if item.get(k)]
+    files += [item[k] for k in ("ct_tumour", "mri_tumour", "regions", "mri_regions") if item.get(k)]
     digest = hashlib.sha256(json.dumps({"params": params, "files": [sha256sum(f) for f in files]}, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -172,8 +177,9 @@ def prepare_crops(
     -------
     list of dict
         ``patient_id``; ``ct``: phases plus the tumour mask as the last channel, ``(P + 1, *size)``, float32;
-        ``regions``: the region map on the CT crop (uint8 codes of :func:`region_names`); ``mri`` likewise, or
-        zeros for a patient without MRI, with ``has_mri`` 0.
+        ``regions``: the region map on the CT crop (uint8 codes of :func:`region_names`); ``mri`` and
+        ``mri_regions`` likewise, or zeros for a patient without MRI, with ``has_mri`` 0 (items without an MRI region
+        map get no ``mri_regions``).
 
     Examples
     --------
@@ -188,9 +194,11 @@ def prepare_crops(
         raise DataValidationError("no crop items; build them with crop_items")
     n_mri = max((len(it["mri"]) for it in items if it.get("mri")), default=0)
     params = {"spacing": [float(s) for s in spacing], "size": [int(s) for s in size], "margin_mm": float(margin_mm),
-              "window": list(CT_WINDOW), "version": 1}
+              "window": list(CT_WINDOW), "version": 2}
     ct_t = _modality_transform(spacing=spacing, size=size, margin_mm=margin_mm, ct=True, regions=True)
-    mri_t = _modality_transform(spacing=spacing, size=size, margin_mm=margin_mm, ct=False, regions=False)
+    mri_t = {r: _modality_transform(spacing=spacing, size=size, margin_mm=margin_mm, ct=False, regions=r)
+             for r in (False, True)}
+    mri_regions = all(it.get("mri_regions") for it in items if it.get("mri"))
     out = []
     for it in tqdm(items, desc="tumour crops", unit="patient", leave=False):
         cached = Path(cache_dir) / f"{it['patient_id']}-{_cache_key(it, params)}.pt" if cache_dir else None
@@ -201,12 +209,17 @@ def prepare_crops(
         crop = {"ct": torch.cat([d["image"], (d["tumour"] > 0.5).float()]).float(),
                 "regions": d["regions"][0].round().to(torch.uint8)}
         if it.get("mri"):
-            m = mri_t({"image": it["mri"], "tumour": it["mri_tumour"]})
+            m = mri_t[mri_regions]({"image": it["mri"], "tumour": it["mri_tumour"],
+                                    **({"regions": it["mri_regions"]} if mri_regions else {})})
             crop["mri"] = torch.cat([m["image"], (m["tumour"] > 0.5).float()]).float()
             crop["has_mri"] = torch.tensor(1.0)
+            if mri_regions:
+                crop["mri_regions"] = m["regions"][0].round().to(torch.uint8)
         else:
             crop["mri"] = torch.zeros((n_mri + 1, *size), dtype=torch.float32) if n_mri else torch.zeros((1, *size))
             crop["has_mri"] = torch.tensor(0.0)
+            if mri_regions:
+                crop["mri_regions"] = torch.zeros(tuple(size), dtype=torch.uint8)
         if cached is not None:
             from hccomics.io.files import atomic_path
 

@@ -4,8 +4,10 @@ One network covers the models of the MVI notebook by its options: the primary mo
 alone), an optional second encoder for MRI (fusion: a patient without MRI gets a zero MRI embedding and the
 flag ``has_mri`` = 0, so the head learns what to do without it), optional tabular inputs (clinical and semantic
 features, into the head), and targets beyond MVI (grade; or interpretable features a radiologist reads, for the
-expert-guided model). Every model is cross-validated on the saved folds (:func:`cross_validate_cnn`), and its
-out-of-fold predictions and embeddings come from the fold model that did not train on the patient.
+expert-guided model). An encoder pools its features globally (a 3-D ResNet) or per region of the crop's region map
+(tumour, each ring shell, the rest of the liver: a small convolutional stem whose feature maps are averaged over each
+region). Every model is cross-validated on the saved folds (:func:`cross_validate_cnn`), and its out-of-fold
+predictions and embeddings come from the fold model that did not train on the patient.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from torch import nn
 from hccomics.errors import DataValidationError, NotFittedError
 
 __all__ = [
-    "CVResult", "MVIClassifier", "MVINet", "MultiTaskLoss", "cross_validate_cnn", "fold_classifier", "mvi_models",
-    "two_stage_oof",
+    "CVResult", "MVIClassifier", "MVINet", "MultiTaskLoss", "RegionPooledEncoder", "cross_validate_cnn", "fold_classifier",
+    "mvi_models", "two_stage_oof",
 ]
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,57 @@ def _encoder(channels: int, widen: float) -> nn.Module:
     return ResNet(block="basic", layers=[1, 1, 1, 1], block_inplanes=[64, 128, 256, 512], spatial_dims=3,
                   n_input_channels=channels, conv1_t_size=3, conv1_t_stride=1, no_max_pool=True, widen_factor=widen,
                   feed_forward=False, act=("relu", {"inplace": False}), norm="batch")
+
+
+class RegionPooledEncoder(nn.Module):
+    """Convolutional stem at the crop's resolution, its feature maps averaged (mean and SD) over each region.
+
+    The MVI signal that the reviewed studies report, and that the demo cohort plants, is a thin peritumoral band:
+    a global average pool dilutes it with the whole crop, while radiomics averages it over the ring and separates
+    MVI on the demo cohort. Pooling learned features per region of the crop's region map gives the network that
+    average. Masked pooling is written here:
+    MONAI and PyG pool over a whole image or a graph, not over the regions of a label map.
+
+    Parameters
+    ----------
+    channels
+        Input channels.
+    width
+        Feature maps of the stem; the embedding has ``2 * width * n_regions`` features (mean and SD per region).
+    n_regions
+        Region codes pooled: 1 .. ``n_regions`` (code 0, outside the liver, is not pooled).
+
+    Examples
+    --------
+    >>> enc = RegionPooledEncoder(2, width=4, n_regions=3)
+    >>> regions = torch.tensor([0, 1, 2, 3]).repeat(2, 1, 4, 4, 1)  # (batch, 1, x, y, z) codes
+    >>> enc(torch.zeros(2, 2, 4, 4, 4), regions).shape
+    torch.Size([2, 24])
+    """
+
+    def __init__(self, channels: int, *, width: int = 16, n_regions: int = 7) -> None:
+        super().__init__()
+        from monai.networks.blocks import Convolution
+
+        # ReLU not in place, which Grad-CAM's backward hooks need; batch norm as in the ResNet encoder
+        block = dict(spatial_dims=3, kernel_size=3, norm="batch", act=("relu", {"inplace": False}))
+        self.stem = nn.Sequential(Convolution(in_channels=channels, out_channels=width, **block),
+                                  Convolution(in_channels=width, out_channels=width, **block))
+        self.n_regions = int(n_regions)
+
+    def forward(self, x: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+        if regions.shape[-3:] != x.shape[-3:]:
+            raise DataValidationError(f"region map {tuple(regions.shape[-3:])} and image {tuple(x.shape[-3:])} differ")
+        f = self.stem(x)
+        codes = regions.reshape(len(x), 1, *x.shape[-3:])
+        out = []
+        for k in range(1, self.n_regions + 1):
+            m = (codes == k).to(f.dtype)
+            n = m.sum(dim=(2, 3, 4)).clamp(min=1.0)  # an absent region pools to zeros
+            mean = (f * m).sum(dim=(2, 3, 4)) / n
+            var = (((f - mean[..., None, None, None]) ** 2) * m).sum(dim=(2, 3, 4)) / n
+            out += [mean, (var + 1e-6).sqrt()]
+        return torch.cat(out, dim=1)
 
 
 class MVINet(nn.Module):
@@ -62,6 +115,10 @@ class MVINet(nn.Module):
         Fusion only: a linear head per encoder beside the joint one, for auxiliary per-modality losses (as MOGONET
         trains each modality's network with its own loss). In training mode the network then returns the joint
         logits followed by each encoder's (``3 * n_outputs`` columns); in evaluation mode, the joint logits only.
+    n_regions
+        ``None``: ResNet encoders with a global pool. A number: :class:`RegionPooledEncoder` encoders with
+        ``64 * widen`` feature maps over region codes 1 .. ``n_regions``; the network then takes ``regions=`` (and
+        ``mri_regions=`` for fusion), the crops' region maps.
 
     Examples
     --------
@@ -71,31 +128,51 @@ class MVINet(nn.Module):
     """
 
     def __init__(self, *, in_channels: int, mri_channels: int | None = None, n_outputs: int = 1, n_tabular: int = 0,
-                 widen: float = 0.25, hidden: int = 32, dropout: float = 0.2, modality_heads: bool = False) -> None:
+                 widen: float = 0.25, hidden: int = 32, dropout: float = 0.2, modality_heads: bool = False,
+                 n_regions: int | None = None) -> None:
         super().__init__()
         if modality_heads and not mri_channels:
             raise DataValidationError("modality_heads needs a fusion network (mri_channels)")
-        self.encoders = nn.ModuleDict({"image": _encoder(in_channels, widen)})
+        self.n_regions = n_regions
+        if n_regions:
+            def encoder(c: int) -> nn.Module:
+                return RegionPooledEncoder(c, width=max(int(64 * widen), 1), n_regions=n_regions)
+
+            width = 2 * max(int(64 * widen), 1) * n_regions
+        else:
+            def encoder(c: int) -> nn.Module:
+                return _encoder(c, widen)
+
+            width = int(512 * widen)
+        self.encoders = nn.ModuleDict({"image": encoder(in_channels)})
         if mri_channels:
-            self.encoders["mri"] = _encoder(mri_channels, widen)
-        width = int(512 * widen)
+            self.encoders["mri"] = encoder(mri_channels)
         dim = width * len(self.encoders) + (1 if mri_channels else 0) + n_tabular
         self.n_tabular = n_tabular
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, n_outputs))
         self.modality_heads = nn.ModuleDict({m: nn.Linear(width, n_outputs) for m in self.encoders}) if modality_heads else None
 
-    def embed(self, image: torch.Tensor, mri: torch.Tensor | None = None, has_mri: torch.Tensor | None = None) -> torch.Tensor:
+    def _encode(self, name: str, x: torch.Tensor, regions: torch.Tensor | None) -> torch.Tensor:
+        if not self.n_regions:
+            return self.encoders[name](x)
+        if regions is None:
+            raise DataValidationError("this region-pooled network needs the crops' region maps (regions=, mri_regions=)")
+        return self.encoders[name](x, regions)
+
+    def embed(self, image: torch.Tensor, mri: torch.Tensor | None = None, has_mri: torch.Tensor | None = None,
+              regions: torch.Tensor | None = None, mri_regions: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder features (the patient's CNN embedding): primary, then MRI zeroed where ``has_mri`` is 0."""
-        parts = [self.encoders["image"](image)]
+        parts = [self._encode("image", image, regions)]
         if "mri" in self.encoders:
             if mri is None or has_mri is None:
                 raise DataValidationError("this fusion network needs mri= and has_mri= inputs")
-            parts.append(self.encoders["mri"](mri) * has_mri.reshape(-1, 1).to(image.dtype))
+            parts.append(self._encode("mri", mri, mri_regions) * has_mri.reshape(-1, 1).to(image.dtype))
         return torch.cat(parts, dim=1)
 
     def forward(self, image: torch.Tensor, mri: torch.Tensor | None = None, has_mri: torch.Tensor | None = None,
-                tab: torch.Tensor | None = None) -> torch.Tensor:
-        emb = self.embed(image, mri, has_mri)
+                tab: torch.Tensor | None = None, regions: torch.Tensor | None = None,
+                mri_regions: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.embed(image, mri, has_mri, regions, mri_regions)
         h = [emb]
         if "mri" in self.encoders:
             h.append(has_mri.reshape(-1, 1).to(image.dtype))
@@ -148,6 +225,12 @@ class MVIClassifier:
     modality_heads
         Fusion only: train each encoder with its own head and loss beside the joint head (the MRI loss on patients
         with MRI), so that neither encoder rides on the other; predictions come from the joint head.
+    pooling
+        ``"global"``: ResNet encoders with a global average pool. ``"regions"``: :class:`RegionPooledEncoder`
+        encoders, features averaged over the tumour, each ring shell and the rest of the liver of the crops' region
+        maps (``regions``, and ``mri_regions`` for an MRI or fusion model; see :func:`hccomics.imaging.prepare_crops`);
+        they read the phases without the tumour-mask channel, whose tumour is the map's first region. Not with
+        early fusion.
     targets
         Columns of ``y`` predicted, MVI first; binary (0/1) unless listed in ``continuous``.
     continuous
@@ -170,7 +253,8 @@ class MVIClassifier:
     hccomics.errors.NotFittedError: MVIClassifier is not fitted yet; call fit(crops, y) first
     """
 
-    def __init__(self, *, modality: str = "ct", fusion: bool = False, modality_heads: bool = False, targets: Sequence[str] = ("mvi",),
+    def __init__(self, *, modality: str = "ct", fusion: bool = False, modality_heads: bool = False, pooling: str = "global",
+                 targets: Sequence[str] = ("mvi",),
                  continuous: Sequence[str] = (), tabular: Sequence[str] = (), aux_weight: float = 0.5, epochs: int = 30,
                  lr: float = 1e-3, batch_size: int = 8, widen: float = 0.25, device: str = "auto", seed: int = 0,
                  checkpoint_dir: str | Path | None = None, progress: bool = False) -> None:
@@ -187,6 +271,9 @@ class MVIClassifier:
         if modality_heads and self.fusion is not True:
             raise DataValidationError("modality_heads are heads per encoder of a fusion model: use fusion=True")
         self.modality_heads = bool(modality_heads)
+        self.pooling = check_option("pooling", pooling, ("global", "regions"))
+        if self.pooling == "regions" and self.fusion == "channels":
+            raise DataValidationError("region pooling reads each modality's region map: use fusion=True, not 'channels'")
         if not self.targets:
             raise DataValidationError("targets must name at least the MVI column")
         self.tabular, self.aux_weight = tuple(tabular), float(aux_weight)
@@ -195,8 +282,10 @@ class MVIClassifier:
 
     def params(self) -> dict:
         """Hyperparameters (they define a fold model's identity in caches)."""
+        # the default pooling is left out, so that fold models saved before the option existed keep their identity
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(self).items()
-                if not k.endswith("_") and k not in ("checkpoint_dir", "progress", "device")}
+                if not k.endswith("_") and k not in ("checkpoint_dir", "progress", "device")
+                and not (k == "pooling" and v == "global")}
 
     def _items(self, crops: Sequence[dict], y: pd.DataFrame | None) -> list[dict]:
         items = []
@@ -204,10 +293,14 @@ class MVIClassifier:
             if self.modality == "mri" and float(c["has_mri"]) == 0:
                 raise DataValidationError(f"patient {c['patient_id']} has no MRI; an MRI model takes patients with MRI only")
             has_mri = c["has_mri"].reshape(1).float()
-            image = c[self.modality]
+            image, mri = c[self.modality], c["mri"]
+            if self.pooling == "regions":  # phases only: the region map carries the tumour (a mask channel hurt)
+                image, mri = image[:-1], mri[:-1]
             if self.fusion == "channels":
-                image = torch.cat([image, c["mri"] * has_mri, has_mri.expand(1, *image.shape[1:])])
-            it = {"image": image, "mri": c["mri"], "has_mri": has_mri, "patient_id": c["patient_id"]}
+                image = torch.cat([image, mri * has_mri, has_mri.expand(1, *image.shape[1:])])
+            it = {"image": image, "mri": mri, "has_mri": has_mri, "patient_id": c["patient_id"]}
+            if self.pooling == "regions":
+                it.update(self._region_inputs(c))
             if y is not None and c["patient_id"] not in y.index:
                 raise DataValidationError(f"patient {c['patient_id']} has a crop but no row in y")
             row = y.loc[c["patient_id"]] if y is not None else None
@@ -223,8 +316,25 @@ class MVIClassifier:
             items.append(it)
         return items
 
+    def _region_inputs(self, c: dict) -> dict:
+        keys = {"regions": "regions" if self.modality == "ct" else "mri_regions"}
+        if self.fusion is True:
+            keys["mri_regions"] = "mri_regions"
+        missing = sorted({v for v in keys.values() if c.get(v) is None})
+        if missing:
+            raise DataValidationError(f"patient {c['patient_id']}: region pooling needs the crops' {missing} maps; "
+                                      "build the crops with crop_items and prepare_crops")
+        # a channel axis, so that the dictionary augmentations flip and turn the maps with the image
+        return {k: torch.as_tensor(c[v]).reshape(1, *c[v].shape[-3:]) for k, v in keys.items()}
+
+    @property
+    def _phases(self) -> slice:
+        """The phase channels of the primary input (a global-pool network's last channel is the tumour mask)."""
+        return slice(None) if self.pooling == "regions" else slice(0, -1)
+
     def _inputs(self) -> tuple[str, ...]:
-        return (("mri", "has_mri") if self.fusion is True else ()) + (("tab",) if self.tabular else ())
+        regions = (("regions",) + (("mri_regions",) if self.fusion is True else ())) if self.pooling == "regions" else ()
+        return (("mri", "has_mri") if self.fusion is True else ()) + (("tab",) if self.tabular else ()) + regions
 
     def fit(self, crops: Sequence[dict], y: pd.DataFrame) -> MVIClassifier:
         """Train on the crops of the patients in ``y`` (index: patient; columns: targets and tabular inputs)."""
@@ -234,7 +344,7 @@ class MVIClassifier:
         from hccomics.imaging.engine import Trainer
 
         crops, items = self._build(crops, y)
-        keys = ["image", "mri"]
+        keys = ["image", "mri", *(k for k in ("regions", "mri_regions") if k in items[0])]
         steps = [RandFlipd(keys, prob=0.5, spatial_axis=0), RandFlipd(keys, prob=0.5, spatial_axis=1)]
         if items[0]["image"].shape[1] == items[0]["image"].shape[2]:  # quarter turns keep a square plane's shape only
             steps.append(RandRotate90d(keys, prob=0.5, spatial_axes=(0, 1)))
@@ -270,9 +380,12 @@ class MVIClassifier:
             self.tab_sd_[self.tab_sd_ == 0] = 1.0
         items = self._items(crops, y)
         first = items[0]
+        # region codes 1 .. n: tumour, the ring shells, the rest of the liver (the largest code of the training maps)
+        n_regions = max(int(it[k].max()) for it in items for k in ("regions", "mri_regions") if k in it) \
+            if self.pooling == "regions" else None
         self.model_ = MVINet(in_channels=first["image"].shape[0], mri_channels=first["mri"].shape[0] if self.fusion is True else None,
                              n_outputs=len(self.targets), n_tabular=len(self.tabular), widen=self.widen,
-                             modality_heads=self.modality_heads)
+                             modality_heads=self.modality_heads, n_regions=n_regions)
         self.train_patients_ = sorted(c["patient_id"] for c in crops)
         return crops, items
 
@@ -321,7 +434,7 @@ class MVIClassifier:
 
     def embed(self, crops: Sequence[dict], y: pd.DataFrame | None = None) -> np.ndarray:
         """Encoder embedding of each crop (primary encoder, then MRI for fusion)."""
-        return self._run(crops, y, lambda x, e: self.model_.embed(x, e.get("mri"), e.get("has_mri")))
+        return self._run(crops, y, lambda x, e: self.model_.embed(x, **{k: v for k, v in e.items() if k != "tab"}))
 
 
 @dataclass
@@ -426,6 +539,9 @@ def cross_validate_cnn(
             digest.update(usable[p][model.modality].numpy().tobytes())
             if model.fusion:
                 digest.update(usable[p]["mri"].numpy().tobytes())
+            if model.pooling == "regions":
+                for key in model._region_inputs(usable[p]).values():
+                    digest.update(key.numpy().tobytes())
         digest.update(y.loc[train, [*model.targets, *model.tabular]].to_numpy(dtype=float).tobytes())
         ident = digest.hexdigest()[:12]
         path = Path(work_dir) / f"r{r}_f{k}-{ident}.pt" if work_dir is not None else None

@@ -49,13 +49,14 @@ def _unit_range(maps: torch.Tensor) -> torch.Tensor:
 
 
 def saliency_maps(clf: MVIClassifier, crops: Sequence[Mapping], y: pd.DataFrame | None = None, *,
-                  method: Method = "gradcam", layer: str = "encoders.image.layer3", occlusion_size: int = 8) -> np.ndarray:
+                  method: Method = "gradcam", layer: str | None = None, occlusion_size: int = 8) -> np.ndarray:
     """Saliency of the MVI output for each crop, on the crop's grid: ``(n, *crop size)``, non-negative.
 
     ``gradcam`` / ``gradcam++``: MONAI's class activation maps at ``layer``, upsampled to the crop and scaled to
     [0, 1] per crop with the most salient voxel at 1 (not MONAI's default scaling, which flips the map). The
-    default is the third of the encoder's four blocks: on a 32 x 32 x 16 crop the last block is 4 x 4 x 2
-    voxels, too coarse to tell a ring from the tumour; the third is 8 x 8 x 4. Crops are
+    default for a ResNet encoder is the third of its four blocks (``encoders.image.layer3``): on a 32 x 32 x 16 crop
+    the last block is 4 x 4 x 2 voxels, too coarse to tell a ring from the tumour; the third is 8 x 8 x 4. For a
+    region-pooled encoder it is its stem (``encoders.image.stem``), at the crop's resolution. Crops are
     scale-normalised (the tumour plus its margin fills the crop), so a ring's width in voxels varies with the
     tumour's size. ``occlusion``: MONAI's occlusion sensitivity with a cube of ``occlusion_size`` voxels, as
     the drop of the MVI logit when a region is hidden (negative drops set to 0); slower, so use it on few crops.
@@ -69,9 +70,8 @@ def saliency_maps(clf: MVIClassifier, crops: Sequence[Mapping], y: pd.DataFrame 
     """
     method = check_option("method", method, METHODS)
     clf._check_fitted()
-    if method == "occlusion" and clf._inputs():
-        raise DataValidationError("occlusion needs a single-input model (MONAI repeats the image, not the MRI or tabular "
-                                  "inputs); use gradcam, gradcam++ or gradient for fusion and tabular models")
+    if layer is None:
+        layer = "encoders.image.stem" if getattr(clf, "pooling", "global") == "regions" else "encoders.image.layer3"
     model = clf.model_.eval()
     with warnings.catch_warnings():
         # MONAI 1.6's occlusion indexes tensors with lists, which torch deprecates; nothing for our callers to act on
@@ -88,7 +88,10 @@ def _saliency_maps(clf: MVIClassifier, model: torch.nn.Module, crops: Sequence[M
         x, extra = _batch(clf, crops[k:k + 8], y)
         if method == "occlusion":
             # activate=False: the raw MVI logit (MONAI would soft-max over our single output, giving 1 everywhere)
-            occ = OcclusionSensitivity(model, mask_size=occlusion_size, n_batch=32, overlap=0.5, activate=False, verbose=False)
+            # MONAI repeats the image for a batch of occluded copies, not the other inputs (MRI, tabular, region maps):
+            # with those, one copy at a time. Only the primary image is occluded.
+            occ = OcclusionSensitivity(model, mask_size=occlusion_size, n_batch=1 if extra else 32, overlap=0.5,
+                                       activate=False, verbose=False)
             with torch.no_grad():
                 base = model(x, **extra)[:, 0]
             maps = []
@@ -99,7 +102,7 @@ def _saliency_maps(clf: MVIClassifier, model: torch.nn.Module, crops: Sequence[M
             out.append(torch.stack(maps).cpu().numpy())
         elif method == "gradient":
             grad = VanillaGrad(model)
-            maps = [grad(x[i:i + 1].clone(), index=0, **{key: v[i:i + 1] for key, v in extra.items()})[0, :-1].abs().sum(0)
+            maps = [grad(x[i:i + 1].clone(), index=0, **{key: v[i:i + 1] for key, v in extra.items()})[0, clf._phases].abs().sum(0)
                     for i in range(len(x))]
             out.append(torch.stack(maps).cpu().numpy())
         else:
@@ -191,15 +194,16 @@ def deletion_curve(clf: MVIClassifier, crops: Sequence[Mapping], maps: np.ndarra
         x, extra = _batch(clf, [c], y)
         n_vox = m.size
         orders = {"saliency": np.argsort(-m.ravel(), kind="stable"), "random": rng.permutation(n_vox)}
-        fill = x[0, :-1].mean(dim=tuple(range(1, x.ndim - 1)), keepdim=True)  # phases only; the mask channel stays
+        ph = clf._phases
+        fill = x[0, ph].mean(dim=tuple(range(1, x.ndim - 1)), keepdim=True)  # phases only; a mask channel stays
         row: dict = {"patient_id": c["patient_id"]}
         for name, order in orders.items():
             batch = x.repeat(len(fractions), *[1] * (x.ndim - 1))
-            flat = batch[:, :-1].reshape(len(fractions), x.shape[1] - 1, -1)
+            flat = batch[:, ph].reshape(len(fractions), fill.shape[0], -1)
             for i, f in enumerate(fractions):
                 idx = torch.as_tensor(order[: round(f * n_vox)], device=x.device)
                 flat[i][:, idx] = fill.reshape(-1, 1).expand(-1, len(idx))
-            batch[:, :-1] = flat.reshape(batch[:, :-1].shape)
+            batch[:, ph] = flat.reshape(batch[:, ph].shape)
             more = {k: v.repeat(len(fractions), *[1] * (v.ndim - 1)) for k, v in extra.items()}
             with torch.no_grad():
                 p = torch.sigmoid(model(batch, **more)[:, 0]).cpu().numpy()
