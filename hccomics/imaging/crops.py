@@ -116,8 +116,7 @@ def crop_items(
             liver = read_nifti(ex["liver"])[0] > 0
             spacing = np.linalg.norm(aff[:3, :3], axis=0)
             regions = _region_map(np.rint(les).astype(np.int32), liver, label, spacing, widths)
-            name = "regions.nii.gz" if m == "ct" else f"{m}_regions.nii.gz"
-            item[_regions_key(m)] = str(save_nifti(regions, d / name, affine=aff))
+            item[_regions_key(m)] = str(save_nifti(regions, d / f"{_regions_key(m)}.nii.gz", affine=aff))
         items.append(item)
     return items
 
@@ -196,9 +195,8 @@ def prepare_crops(
     params = {"spacing": [float(s) for s in spacing], "size": [int(s) for s in size], "margin_mm": float(margin_mm),
               "window": list(CT_WINDOW), "version": 2}
     ct_t = _modality_transform(spacing=spacing, size=size, margin_mm=margin_mm, ct=True, regions=True)
-    mri_t = {r: _modality_transform(spacing=spacing, size=size, margin_mm=margin_mm, ct=False, regions=r)
-             for r in (False, True)}
     mri_regions = all(it.get("mri_regions") for it in items if it.get("mri"))
+    mri_t = _modality_transform(spacing=spacing, size=size, margin_mm=margin_mm, ct=False, regions=mri_regions)
     out = []
     for it in tqdm(items, desc="tumour crops", unit="patient", leave=False):
         cached = Path(cache_dir) / f"{it['patient_id']}-{_cache_key(it, params)}.pt" if cache_dir else None
@@ -209,8 +207,8 @@ def prepare_crops(
         crop = {"ct": torch.cat([d["image"], (d["tumour"] > 0.5).float()]).float(),
                 "regions": d["regions"][0].round().to(torch.uint8)}
         if it.get("mri"):
-            m = mri_t[mri_regions]({"image": it["mri"], "tumour": it["mri_tumour"],
-                                    **({"regions": it["mri_regions"]} if mri_regions else {})})
+            m = mri_t({"image": it["mri"], "tumour": it["mri_tumour"],
+                       **({"regions": it["mri_regions"]} if mri_regions else {})})
             crop["mri"] = torch.cat([m["image"], (m["tumour"] > 0.5).float()]).float()
             crop["has_mri"] = torch.tensor(1.0)
             if mri_regions:
