@@ -187,6 +187,21 @@ def test_region_pooled_network_reads_only_its_regions_and_finds_the_planted_ring
         imaging.MVIClassifier(pooling="max")
 
 
+def test_saliency_by_region_reads_the_region_map_of_the_modality():
+    # by hand: a map on the MRI crop counted with the MRI region map, not the CT one
+    ct_regions = torch.tensor([[[1, 1, 7, 7]]], dtype=torch.uint8)
+    mri_regions = torch.tensor([[[0, 1, 2, 7]]], dtype=torch.uint8)
+    crop = {"patient_id": "P1", "regions": ct_regions, "mri_regions": mri_regions}
+    maps = np.array([[[[4.0, 2.0, 1.0, 1.0]]]])
+    t = imaging.saliency_by_region(maps, [crop], widths=WIDTHS, key="mri_regions").set_index("region")
+    assert t.loc[["tumour", "ring_2mm", "rest_of_liver"], "mass_share"].tolist() == pytest.approx([0.5, 0.25, 0.25])
+    assert t.loc[["tumour", "ring_2mm", "rest_of_liver"], "volume_share"].tolist() == pytest.approx([1 / 3] * 3)
+    t = imaging.saliency_by_region(maps, [crop], widths=WIDTHS).set_index("region")
+    assert t.loc[["tumour", "rest_of_liver"], "mass_share"].tolist() == pytest.approx([0.75, 0.25])
+    with pytest.raises(DataValidationError, match="mri_regions"):
+        imaging.saliency_by_region(maps, [{"patient_id": "P1", "regions": ct_regions}], widths=WIDTHS, key="mri_regions")
+
+
 def _grad_cam_by_hand(net: torch.nn.Module, x: torch.Tensor, layer: str) -> np.ndarray:
     """Grad-CAM from its definition (Selvaraju et al. 2017): ReLU of the activations weighted by their mean gradient."""
     store = {}

@@ -1,8 +1,8 @@
 """Patient-level image modality (`img` with out-of-fold `X_cnn`) of a demo cohort, for the graph-fusion checks.
 
-Reuses the Imaging II validation's work folder (registration cache, crops and CT CNN fold weights, same
-parameters), so that a seed already run by ``mvi_checks.py`` costs only its lesion features; a seed or the
-null cohort not yet run trains the CT CNN (5 folds) once. Written to
+Reuses the Imaging II validation's work folder (registration cache, crops), so that a seed already run by
+``mvi_checks.py`` costs only its lesion features and the CT CNN (5 folds, trained once and cached). The CT CNN
+here is the global-pool one with which the graph-fusion figures were measured. Written to
 ``validation/results/graph_work/<profile>-seed<k>[-null]/img.h5ad``.
 
 Usage: ``python validation/graph_inputs.py SEED [SEED ...] [--null]``
@@ -55,14 +55,17 @@ def image_modality(seed: int, *, null: bool = False, profile: str = "demo", out:
     items = imaging.crop_items(lesions, registered, out_dir=work / "crop_masks", widths=WIDTHS)
     crops = imaging.prepare_crops(items, spacing=crop_spacing, size=crop_size, cache_dir=work / "crops")
     y = imaging.mvi_targets(img, clinical, widths=WIDTHS, patients=[c["patient_id"] for c in crops])
-    factory = imaging.mvi_models(epochs=epochs, widen=width, batch_size=16, device="auto")["CNN CT"]
-    ct = imaging.cross_validate_cnn(factory, crops, y, folds, repeats=[0], work_dir=work / "models" / "CNN_CT")
+    # the global-pool CT CNN with which the graph-fusion figures were measured (the MVI models now pool by region);
+    # its own model folder, so that it and mvi_checks.py do not retrain each other's fold models
+    factory = imaging.mvi_models(pooling="global", epochs=epochs, widen=width, batch_size=16, device="auto")["CNN CT"]
+    ct = imaging.cross_validate_cnn(factory, crops, y, folds, repeats=[0], work_dir=work / "models" / "CNN_CT_global")
     img.obsm["X_cnn"] = ct.embeddings.reindex(img.obs_names).to_numpy(dtype=np.float32)
     img.obs["cnn_fold"] = [next((k for (r, k), train in ct.train_patients.items()
                                  if r == 0 and p in ct.embeddings.index and p not in train), -1) for p in img.obs_names]
     for target, values in ct.outputs[0].items():  # out-of-fold probabilities, comparable across fold networks
         img.obs[f"cnn_{target}"] = values.reindex(img.obs_names).to_numpy(dtype=float)
-    img.uns["X_cnn"] = {"model": "CNN CT (MVI + high grade)", "repeat": 0, "epochs": epochs, "width": width}
+    img.uns["X_cnn"] = {"model": "CNN CT (MVI + high grade)", "repeat": 0, "epochs": epochs, "width": width,
+                        "pooling": "global"}
     dest.parent.mkdir(parents=True, exist_ok=True)
     img.write_h5ad(dest)
     return manifest, img

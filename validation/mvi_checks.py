@@ -70,7 +70,7 @@ def _enough(y: pd.Series, k: int = 2) -> bool:
     return len(counts) == 2 and int(counts.min()) >= k
 
 
-def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 1000, profile: str = "demo",
+def one_seed(seed: int, *, epochs: int = 60, width: float = 0.25, n_boot: int = 1000, profile: str = "demo",
              out: Path | None = None, n_splits: int = 5, n_repeats: int = 3, crop_size=(32, 32, 16),
              crop_spacing=(1.5, 1.5, 3.0), threads: int = 2, fusion_repeats: int | None = None) -> dict:
     """Every measurement of one seed; writes the model table of the seed beside the summary.
@@ -92,7 +92,7 @@ def one_seed(seed: int, *, epochs: int = 30, width: float = 0.25, n_boot: int = 
     img, clinical = f["img"], f["clinical"]
     y_all = clinical.loc[img.obs_names, "mvi"].dropna().astype(int)
     folds = imaging.mvi_folds(y_all, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
-    row: dict = {"seed": seed, "patients": len(y_all), "mvi_positive": int(y_all.sum())}
+    row: dict = {"seed": seed, "patients": len(y_all), "mvi_positive": int(y_all.sum()), "epochs": epochs}
     for m in ("ct", "mri"):
         if not _enough(y_all[img.obs.loc[y_all.index, f"has_{m}"].to_numpy(dtype=bool)]):
             row[f"{m}_ring_peak_mm"] = row[f"{m}_ring_peak_error_mm"] = np.nan
@@ -202,7 +202,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--only", type=int, nargs="+", default=None,
                    help="run just these seeds (to run seeds side by side, then --summarise)")
     p.add_argument("--summarise", action="store_true", help="summarise the saved rows of seeds 0 .. N-1, run nothing")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--threads", type=int, default=2, help="torch threads (1 beside another validation)")
     args = p.parse_args(argv)

@@ -10,6 +10,13 @@ AUC on the patients with both modalities, and each fusion minus the better singl
 region-pooled). Adopted: the fusion that is >= the better single modality on the most seeds (ties: the larger mean
 difference).
 
+Outcome (AUC on seeds 100 / 101 / 102). At 30 epochs the region-pooled singles beat the global ones (CT .976 / .982 /
+.985 against .909 / .873 / .948) but no fusion was >= the better single on most seeds (global heads per modality:
++.009 / +.060 / -.078; region-pooled: -.002 / -.020 / .000). At 60 epochs, region-pooled: CT 1.000 / 1.000 / 1.000,
+MRI .955 / .960 / .987, heads per modality 1.000 / 1.000 / 1.000 (>= on 3 of 3, ties at the ceiling), late fusion
+.998 / 1.000 / 1.000 (2 of 3). Adopted: heads per modality with region-pooled encoders, 60 epochs
+(:func:`hccomics.imaging.mvi_models`).
+
 Usage: ``python validation/mvi_fusion_selection.py [SEEDS ...] [--epochs E] [--models NAME ...]``; writes
 ``validation/results/mvi_fusion_selection.csv``, one row per seed and training length (a later run replaces the scores
 it computes, keeps the others). ``--models`` restricts the candidates: a run without the CT and the MRI

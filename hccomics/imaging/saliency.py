@@ -114,7 +114,8 @@ def _saliency_maps(clf: MVIClassifier, model: torch.nn.Module, crops: Sequence[M
     return np.concatenate(out) if out else np.zeros((0,))
 
 
-def saliency_by_region(maps: np.ndarray, crops: Sequence[Mapping], *, widths: Sequence[float]) -> pd.DataFrame:
+def saliency_by_region(maps: np.ndarray, crops: Sequence[Mapping], *, widths: Sequence[float],
+                       key: str = "regions") -> pd.DataFrame:
     """Share of each map's mass, and of the liver's volume, per region of the crop.
 
     Parameters
@@ -125,6 +126,8 @@ def saliency_by_region(maps: np.ndarray, crops: Sequence[Mapping], *, widths: Se
         The crops (their ``regions`` map: tumour, ring shells, rest of the liver; 0 outside the liver).
     widths
         Ring widths of the region map (those given to :func:`hccomics.imaging.crop_items`).
+    key
+        The crops' region map that the maps lie on: ``"regions"`` (CT) or ``"mri_regions"`` (maps of an MRI model).
 
     Returns
     -------
@@ -147,7 +150,9 @@ def saliency_by_region(maps: np.ndarray, crops: Sequence[Mapping], *, widths: Se
     names = region_names(widths)
     rows = []
     for m, c in zip(maps, crops):
-        regions = np.asarray(c["regions"])
+        if c.get(key) is None:
+            raise DataValidationError(f"crop {c.get('patient_id')} has no {key!r} region map")
+        regions = np.asarray(c[key])
         if m.shape != regions.shape:
             raise DataValidationError(f"map of shape {m.shape} does not fit the crop's region map {regions.shape}")
         if np.any(m < 0):
