@@ -13,7 +13,7 @@ from scipy import stats
 from hccomics import imaging
 from hccomics.errors import DataValidationError
 from hccomics.imaging.features import aggregate_lesions, exam_features, lesion_features
-from hccomics.imaging.mvi import mvi_folds, radiomics_oof, ring_width_comparison
+from hccomics.imaging.mvi import auc_ci, auc_rows, compare_auc, mvi_folds, radiomics_oof, ring_width_comparison
 from hccomics.imaging.radiomics import first_order, glcm_features, shape_features
 
 
@@ -161,6 +161,35 @@ def test_mvi_folds_and_out_of_fold_models():
 
     assert abs(roc_auc_score(y, radiomics_oof(noise, y, folds).mean(axis=1)) - 0.5) < 0.2
     assert roc_auc_score(y, radiomics_oof(signal, y, folds).mean(axis=1)) > 0.8
+
+
+def test_bootstrap_aucs_equal_sklearn_on_the_same_resamples():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    n, n_boot = 12, 300
+    y = np.r_[np.ones(3), np.zeros(9)].astype(int)  # few positives: some resamples hold one class
+    a = rng.integers(0, 4, n).astype(float)  # ties, which sklearn counts as half
+    b = a + rng.normal(0, 1, n) * y
+    draws = np.random.default_rng(7).integers(0, n, (n_boot, n))  # the resamples bootstrap_ci draws with seed 7
+    want_a, want_d = [], []
+    for idx in draws:
+        if len(np.unique(y[idx])) == 2:
+            want_a.append(roc_auc_score(y[idx], a[idx]))
+            want_d.append(roc_auc_score(y[idx], b[idx]) - roc_auc_score(y[idx], a[idx]))
+    assert 0 < len(want_a) < n_boot
+    rows = auc_rows(y[draws], a[draws])
+    np.testing.assert_allclose(rows[~np.isnan(rows)], want_a, atol=1e-12)
+    ci = auc_ci(y, a, n_boot=n_boot, seed=7)
+    assert ci["n_boot"] == len(want_a) and ci["estimate"] == pytest.approx(roc_auc_score(y, a))
+    assert (ci["low"], ci["high"]) == pytest.approx((np.quantile(want_a, 0.025), np.quantile(want_a, 0.975)))
+    d = compare_auc(y, a, b, n_boot=n_boot, seed=7)
+    assert (d["low"], d["high"]) == pytest.approx((np.quantile(want_d, 0.025), np.quantile(want_d, 0.975)))
+    assert d["estimate"] == pytest.approx(roc_auc_score(y, b) - roc_auc_score(y, a))
+    with pytest.raises(DataValidationError, match="NaN"):
+        auc_ci(y, np.r_[a[:-1], np.nan])
+    with pytest.raises(DataValidationError, match="both classes"):
+        auc_ci(np.zeros(n), a)
 
 
 def test_ring_width_comparison_finds_the_planted_ring():

@@ -137,10 +137,12 @@ class MVINet(nn.Module):
             raise DataValidationError("modality_heads needs a fusion network (mri_channels)")
         self.n_regions = n_regions
         if n_regions:
-            def encoder(c: int) -> nn.Module:
-                return RegionPooledEncoder(c, width=max(int(64 * widen), 1), n_regions=n_regions)
+            stem = max(int(64 * widen), 1)
 
-            width = 2 * max(int(64 * widen), 1) * n_regions
+            def encoder(c: int) -> nn.Module:
+                return RegionPooledEncoder(c, width=stem, n_regions=n_regions)
+
+            width = 2 * stem * n_regions
         else:
             def encoder(c: int) -> nn.Module:
                 return _encoder(c, widen)

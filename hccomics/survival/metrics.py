@@ -199,18 +199,37 @@ def evaluate(
 
 
 def bootstrap_ci(statistic: Callable[[np.ndarray], float], n: int, *, n_boot: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> dict:
-    """Percentile bootstrap CI of ``statistic(indices)`` over ``n`` subjects resampled with replacement."""
+                 seed: int = 0, batched: bool = False) -> dict:
+    """Percentile bootstrap CI of ``statistic(indices)`` over ``n`` subjects resampled with replacement.
+
+    A resample on which ``statistic`` raises ``ValueError`` (no comparable pairs, one class) is skipped. With
+    ``batched``, ``statistic`` takes every resample at once, an ``(n_boot, n)`` index array, and returns one value
+    per row, NaN for a resample to skip; the resamples are the same as one at a time.
+
+    Examples
+    --------
+    >>> x = np.arange(10.0)
+    >>> one = bootstrap_ci(lambda idx: x[idx].mean(), 10, n_boot=200)
+    >>> rows = bootstrap_ci(lambda idx: x[idx].mean(axis=-1), 10, n_boot=200, batched=True)
+    >>> one["low"] == rows["low"], one["high"] == rows["high"]
+    (True, True)
+    """
     rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        try:
-            stats.append(statistic(idx))
-        except (ValueError, ZeroDivisionError):  # a resample without comparable pairs: skip it
-            continue
+    if batched:
+        values = np.asarray(statistic(rng.integers(0, n, (n_boot, n))), dtype=float)
+        stats = values[~np.isnan(values)]
+        estimate = np.asarray(statistic(np.arange(n)[None, :]), dtype=float)[0]
+    else:
+        stats = []
+        for _ in range(n_boot):
+            idx = rng.integers(0, n, n)
+            try:
+                stats.append(statistic(idx))
+            except (ValueError, ZeroDivisionError):  # a resample without comparable pairs: skip it
+                continue
+        estimate = statistic(np.arange(n))
     a = (1 - level) / 2
-    return {"estimate": float(statistic(np.arange(n))), "low": float(np.quantile(stats, a)),
+    return {"estimate": float(estimate), "low": float(np.quantile(stats, a)),
             "high": float(np.quantile(stats, 1 - a)), "n_boot": len(stats), "method": "percentile bootstrap"}
 
 
