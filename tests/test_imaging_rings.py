@@ -114,14 +114,26 @@ def test_ablative_margin_on_nested_boxes():
     assert out["uncovered_fraction"] == pytest.approx(0.3)
 
 
+def _margin_with_planted_transform(exam: pd.DataFrame, truth: dict) -> tuple[dict, np.ndarray]:
+    """The index tumour's margin with the zone brought across by the transform the generator planted."""
+    from hccomics.imaging.registration import warp_to_reference
+    from hccomics.io import read_nifti
+
+    ref = exam.loc["portal_venous"]
+    zone = warp_to_reference(exam.loc["post_ablation", "mask_ablation_zone"], np.array(truth["transforms"]["CT/post_ablation"]),
+                             reference=ref["path"])
+    lesions, affine = read_nifti(ref["mask_lesion"])
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    return ablative_margin(lesions == 1, zone, spacing=spacing, liver=read_nifti(ref["mask_liver"])[0] > 0), spacing
+
+
 def test_ablative_margin_recovers_the_planted_margin(smoke_manifest):
     """Demo truth: the zone brought onto the reference grid with the planted transform.
 
     The generator plants margins between voxel centres; the engine measures between surfaces, which sit half a
     voxel outside each mask's centres, so the two differ by about one in-plane voxel.
     """
-    from hccomics.imaging.registration import warp_to_reference
-    from hccomics.io import image_table, read_nifti
+    from hccomics.io import image_table
 
     table = image_table(smoke_manifest)
     truth = json.loads((smoke_manifest.parent / "truth_imaging.json").read_text())
@@ -130,12 +142,7 @@ def test_ablative_margin_recovers_the_planted_margin(smoke_manifest):
         exam = exam.set_index("phase")
         if "post_ablation" not in exam.index:
             continue
-        ref = exam.loc["portal_venous"]
-        zone = warp_to_reference(exam.loc["post_ablation", "mask_ablation_zone"],
-                                 np.array(truth[pid]["transforms"]["CT/post_ablation"]), reference=ref["path"])
-        lesions, affine = read_nifti(ref["mask_lesion"])
-        spacing = np.linalg.norm(affine[:3, :3], axis=0)
-        out = ablative_margin(lesions == 1, zone, spacing=spacing, liver=read_nifti(ref["mask_liver"])[0] > 0)
+        out, spacing = _margin_with_planted_transform(exam, truth[pid])
         planted = truth[pid]["minimal_ablative_margin_mm"]
         assert abs(out["minimal_margin_mm"] - planted) <= 1.5 * spacing[0], (pid, out, planted)
         assert (out["uncovered_fraction"] > 0) == (truth[pid]["uncovered_tumour_voxels"] > 0)
@@ -146,9 +153,8 @@ def test_ablative_margin_recovers_the_planted_margin(smoke_manifest):
 def test_ablative_margins_of_the_cohort_follow_the_planted_transform(smoke_manifest, tmp_path):
     """The whole path (registration of the post-ablation scan, the zone warped across, the margin) against the margin
     measured with the planted transform; the smoke grid's registration may miss by up to one slice (4 mm)."""
-    from hccomics.imaging.registration import warp_to_reference
     from hccomics.imaging.rings import ablative_margins
-    from hccomics.io import image_table, read_nifti
+    from hccomics.io import image_table
 
     table = image_table(smoke_manifest)
     truth = json.loads((smoke_manifest.parent / "truth_imaging.json").read_text())
@@ -157,12 +163,7 @@ def test_ablative_margins_of_the_cohort_follow_the_planted_transform(smoke_manif
     assert list(margins.index) == ablated and len(ablated) >= 1
     for pid, row in margins.iterrows():
         exam = table[(table["patient_id"] == pid) & (table["modality"] == "CT")].set_index("phase")
-        ref = exam.loc["portal_venous"]
-        zone = warp_to_reference(exam.loc["post_ablation", "mask_ablation_zone"],
-                                 np.array(truth[pid]["transforms"]["CT/post_ablation"]), reference=ref["path"])
-        lesions, affine = read_nifti(ref["mask_lesion"])
-        spacing = np.linalg.norm(affine[:3, :3], axis=0)
-        planted = ablative_margin(lesions == 1, zone, spacing=spacing, liver=read_nifti(ref["mask_liver"])[0] > 0)
+        planted, spacing = _margin_with_planted_transform(exam, truth[pid])
         assert abs(row["minimal_margin_mm"] - planted["minimal_margin_mm"]) <= spacing.max(), (pid, row.to_dict(), planted)
         assert row["tumour_ml"] == pytest.approx(planted["tumour_ml"])
         assert (row["uncovered_fraction"] > 0) == (truth[pid]["uncovered_tumour_voxels"] > 0)
