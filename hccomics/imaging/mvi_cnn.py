@@ -365,7 +365,14 @@ class MVIClassifier:
                           device=self.device, seed=self.seed, checkpoint_dir=self.checkpoint_dir, progress=self.progress,
                           config={**self.params(), "patients": self.train_patients_},
                           inputs=self._inputs(), desc="MVI CNN", score_name="val_auc")
-        self.history_ = trainer.fit(Dataset(items, transform=aug))
+        from monai.data import get_track_meta, set_track_meta
+
+        tracked = get_track_meta()
+        set_track_meta(False)  # flips and turns of small crops need no metadata, whose bookkeeping slowed each step
+        try:
+            self.history_ = trainer.fit(Dataset(items, transform=aug))
+        finally:
+            set_track_meta(tracked)
         self.device_ = trainer.device
         self.model_.eval()
         return self
