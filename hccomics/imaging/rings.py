@@ -20,6 +20,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -351,7 +352,7 @@ def ablative_margin(
             "zone_ml": float(z.sum() * voxel_ml)}
 
 
-def _exam_margin(exam: pd.DataFrame, *, reference: str, out_dir: Path, seed: int) -> dict[str, float]:
+def _exam_margin(exam: pd.DataFrame, *, reference: str, out_dir: str | Path, seed: int) -> dict[str, float]:
     """One exam: register the post-ablation scan, bring its zone across, measure the index tumour's margin."""
     from hccomics.imaging.registration import register_phases, warp_to_reference
     from hccomics.io import read_nifti
@@ -368,7 +369,7 @@ def _exam_margin(exam: pd.DataFrame, *, reference: str, out_dir: Path, seed: int
     return {**margin, "liver_dice_after_registration": float(res.qc["liver_dice_after"].iloc[0])}
 
 
-def ablative_margins(table: pd.DataFrame, *, out_dir, reference: str = "portal_venous", n_jobs: int | None = None,
+def ablative_margins(table: pd.DataFrame, *, out_dir: str | Path, reference: str = "portal_venous", n_jobs: int | None = None,
                      seed: int = 0) -> pd.DataFrame:
     """Ablative margins of every ablated CT exam: registration, the zone on the pre-treatment grid, the margin.
 
@@ -390,8 +391,6 @@ def ablative_margins(table: pd.DataFrame, *, out_dir, reference: str = "portal_v
     >>> margins = ablative_margins(image_table(manifest), out_dir="post_ablation")  # doctest: +SKIP
     >>> margins["minimal_margin_mm"].lt(5).mean()  # share of ablations with a margin below 5 mm  # doctest: +SKIP
     """
-    from pathlib import Path
-
     from hccomics.imaging._parallel import map_processes
 
     missing = {"patient_id", "modality", "phase", "path", "mask_lesion"} - set(table.columns)
