@@ -125,3 +125,14 @@ def test_dataset_without_random_transforms(tmp_path: Path) -> None:
                 checkpoint_dir=tmp_path)
     h = t.fit(Dataset(_items(2)), validate=lambda m, e: 0.5)
     assert h["val_dice"].tolist() == [0.5, 0.5]
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this processor cannot flush denormals")
+def test_denormals_flushed_while_training_on_cpu() -> None:
+    """2e-39 is a denormal float32: zero while the engine trains on the CPU, itself again afterwards."""
+    torch.manual_seed(0)
+    net = UNet(3, 1, 2, channels=(4, 8), strides=(2,))
+    t = Trainer(net, loss=DiceCELoss(to_onehot_y=True, softmax=True), epochs=1, device="cpu", progress=False)
+    h = t.fit(Dataset(_items(2)), validate=lambda m, e: float(torch.tensor([1e-39]) * 2))
+    assert h["val_dice"].tolist() == [0.0]
+    assert float(torch.tensor([1e-39]) * 2) == pytest.approx(2e-39, rel=1e-3)
