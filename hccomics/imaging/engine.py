@@ -115,17 +115,13 @@ def _flush_denormals(device: torch.device) -> Iterator[None]:
     the same losses to three decimals. The mode is per thread (PyTorch sets it for the calling thread, and threads
     started later inherit it); this sets the training thread's.
     """
-    if device.type != "cpu":
-        yield
-        return
-    was_on = float(torch.tensor([1e-39]) * 2) == 0.0  # torch has no getter: a denormal product reads 0 when flushed
-    if was_on or not torch.set_flush_denormal(True):
-        yield
-        return
+    # torch has no getter: a denormal product reads 0 when the mode is already on
+    changed = device.type == "cpu" and float(torch.tensor([1e-39]) * 2) != 0.0 and torch.set_flush_denormal(True)
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        if changed:
+            torch.set_flush_denormal(False)
 
 
 class Trainer:
