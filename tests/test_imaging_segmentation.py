@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -162,6 +163,9 @@ def test_two_stage_smoke_run(items: list[dict], tmp_path: Path) -> None:
     assert set(seg.history_["stage"]) == {"liver", "lesion"} and len(seg.history_) == 12
     assert seg.fold_scores_["val_dice"].between(0, 1).all()
     assert sorted(p for fold in seg.folds_ for p in fold) == sorted(it["patient_id"] for it in train)
+    # the parameters are named after the model, so other models sharing the work_dir do not overwrite them
+    stored = json.loads((tmp_path / "models" / "params_lesion_unet_16-32-64-128.json").read_text())
+    assert stored["folds"] == seg.folds_ and stored["architecture"] == "unet" and stored["two_stage"] is True
     pred = seg.predict(test, out_dir=tmp_path / "pred")
     liver, affine = read_nifti(pred.loc[0, "liver_path"])
     ref, ref_affine = read_nifti(test[0]["image"][0])

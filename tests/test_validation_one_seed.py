@@ -64,6 +64,13 @@ def test_segmentation_one_seed(tmp_path: Path) -> None:
     for name in ("two_stage_minus_single", "registered_minus_unregistered"):
         assert row[f"{name}_ci_low"] <= row[name] <= row[f"{name}_ci_high"]
     assert row["false_positives_removed"] >= 0 and row["false_positives_removed_single_folds"] >= 0  # it only removes
+    for name, _, _ in segmentation_checks.PAIRS:
+        assert 0 <= row[f"{name}_wilcoxon_p"] <= 1 and row[f"{name}_share_better"] + row[f"{name}_share_worse"] <= 1
+        assert row[f"{name}_worst"] <= row[f"{name}_median"]
+    # the per-patient table behind the pooled figures reproduces the row's means
+    pooled = segmentation_checks.pooled_from(tmp_path, [0])
+    assert pooled.loc["two_stage_minus_single", "mean"] == pytest.approx(row["two_stage_minus_single"])
+    assert pooled.loc["ensemble_minus_chosen_fold", "mean"] == pytest.approx(row["ensemble_minus_chosen_fold"])
     # the external cohort (every imaged patient of the smoke cohort of seed 100) joins the two held-out patients
     assert row["held_out_patients"] == 2 and row["test_patients"] == 2 + 6
     assert (models["n_patients"] == 8).all()
@@ -121,3 +128,27 @@ def test_fusion_ceiling_one_seed() -> None:
     planted = table[table["model a"] == "true activity (RNA)"]
     assert (planted["b"] > 0.6).all(), planted.to_string()  # the predictor that generated the outcomes
     assert ((planted["low"] <= planted["b - a"]) & (planted["b - a"] <= planted["high"])).all()  # 6 imaged: no CI there
+
+
+def test_segmentation_rank_figures_by_hand() -> None:
+    """Median, shares and the exact Wilcoxon p of a hand-worked example; the pooled table's power at its midpoint."""
+    import pandas as pd
+    import segmentation_checks
+
+    got = segmentation_checks._rank_figures(np.array([0.1, -0.2, 0.3, 0.05]))
+    # ranks of |d| 0.05, 0.1, 0.2, 0.3 are 1-4; W- = 3, and 5 of the 16 sign patterns have W <= 3: two-sided p = 10 / 16
+    assert got == pytest.approx({"median": 0.075, "share_better": 0.75, "share_worse": 0.25, "worst": -0.2, "wilcoxon_p": 10 / 16})
+    # 4 patients per seed, differences m +- s: a one-seed CI (normal approximation) touches 0 exactly when m / se = 1.96
+    s = 0.02
+    se = s * np.sqrt(8 / 7) / 2  # sd (ddof 1) of eight values m +- s is s * sqrt(8 / 7); one seed has 4 patients
+    m = 1.959964 * se
+    frames = {}
+    for seed, signs in ((0, [1, -1, 1, -1]), (1, [-1, 1, -1, 1])):
+        base = np.full(4, 0.8)
+        frames[seed] = pd.DataFrame({"ensemble": base + m + s * np.array(signs), "single_stage": base, "unregistered": base - 0.1,
+                                     "chosen_fold": base, "mean_fold": base})
+    table = segmentation_checks.pooled(frames, n_boot=200)
+    row = table.loc["two_stage_minus_single"]
+    assert row["patients"] == 8 and row["mean"] == pytest.approx(m) and row["ci_low"] <= m <= row["ci_high"]
+    assert row["power_one_seed"] == pytest.approx(0.5, abs=1e-6)
+    assert table.loc["registered_minus_unregistered", "power_one_seed"] > 0.999  # +0.1 + m +- s: far above its noise

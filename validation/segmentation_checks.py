@@ -8,7 +8,9 @@ on the held-out patients *and* on an external cohort: every imaged patient of th
 ``seed + EXTERNAL_OFFSET``, drawn from the same generator (same difficulty) and never trained on. The 12 held-out
 patients alone decide a comparison of two models by one or two patients (a point difference of 0.01 in mean
 per-patient Dice); the 72 test patients together give the criteria their power. Paired bootstrap CIs (over test
-patients) of per-patient tumour Dice differences; the held-out-only figures are reported beside them.
+patients) of per-patient tumour Dice differences; the held-out-only figures are reported beside them, and so are the
+median difference, the shares of patients better and worse and a Wilcoxon signed-rank p (what a mean hides), per seed
+and pooled over seeds (``results/segmentation_pooled.csv``, with the chance that one seed shows the pooled effect).
 Usage: ``python validation/segmentation_checks.py [SEEDS ...] [--threads 1] [--no-architectures]``.
 CI runs a one-fold-pair, few-epoch version through ``tests/test_validation_one_seed.py``."""
 
@@ -74,17 +76,71 @@ def external_items(seed: int, *, profile: str, workdir: Path) -> tuple[list[dict
     return tag(imaging.segmentation_items(registered)), tag(imaging.segmentation_items(table))
 
 
-def _comparisons(dice: dict[str, pd.Series], patients: list[str], *, n_folds: int, chosen: int, seed: int) -> dict:
-    """Ensemble, two-stage and registration comparisons of per-patient tumour Dice on ``patients``."""
-    ens = dice["two-stage unet"].loc[patients].to_numpy()
-    fold_means = np.mean([dice[f"two-stage unet fold {k}"].loc[patients] for k in range(n_folds)], axis=0)
-    ts, ts_lo, ts_hi = paired_bootstrap(ens, dice["single-stage unet"].loc[patients].to_numpy(), seed=seed)
-    rg, rg_lo, rg_hi = paired_bootstrap(ens, dice["unregistered two-stage unet"].loc[patients].to_numpy(), seed=seed)
-    return {"two_stage_minus_single": ts, "two_stage_minus_single_ci_low": ts_lo, "two_stage_minus_single_ci_high": ts_hi,
-            "registered_minus_unregistered": rg, "registered_minus_unregistered_ci_low": rg_lo,
-            "registered_minus_unregistered_ci_high": rg_hi,
-            "ensemble_minus_mean_fold": float(ens.mean() - fold_means.mean()),
-            "ensemble_minus_chosen_fold": float(ens.mean() - dice[f"two-stage unet fold {chosen}"].loc[patients].mean())}
+def _paired(dice: dict[str, pd.Series], patients: list[str], *, n_folds: int, chosen: int) -> pd.DataFrame:
+    """Per-patient tumour Dice of the compared models on ``patients`` (one row per patient)."""
+    return pd.DataFrame({"ensemble": dice["two-stage unet"].loc[patients],
+                         "single_stage": dice["single-stage unet"].loc[patients],
+                         "unregistered": dice["unregistered two-stage unet"].loc[patients],
+                         "chosen_fold": dice[f"two-stage unet fold {chosen}"].loc[patients],
+                         "mean_fold": np.mean([dice[f"two-stage unet fold {k}"].loc[patients] for k in range(n_folds)], axis=0)},
+                        index=pd.Index(patients, name="patient_id"))
+
+
+# (name, model, comparator) of the criteria on per-patient tumour Dice
+PAIRS = (("two_stage_minus_single", "ensemble", "single_stage"), ("registered_minus_unregistered", "ensemble", "unregistered"),
+         ("ensemble_minus_mean_fold", "ensemble", "mean_fold"), ("ensemble_minus_chosen_fold", "ensemble", "chosen_fold"))
+
+
+def _rank_figures(d: np.ndarray) -> dict:
+    """What the mean hides: median difference, shares of patients better / worse, Wilcoxon signed-rank p (two-sided).
+
+    Reported beside the criteria, never instead of them: a mean over patients is dominated by rare large losses (one
+    false-positive component costs a patient 0.4 Dice), which the ranks show apart from the typical patient.
+    """
+    from scipy.stats import wilcoxon
+
+    p = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0  # zero differences are dropped (Wilcoxon's own rule)
+    return {"median": float(np.median(d)), "share_better": float(np.mean(d > 0)), "share_worse": float(np.mean(d < 0)),
+            "worst": float(d.min()), "wilcoxon_p": p}
+
+
+def _comparisons(paired: pd.DataFrame, *, seed: int) -> dict:
+    """Ensemble, two-stage and registration comparisons of per-patient tumour Dice (a :func:`_paired` table)."""
+    out = {}
+    for name, a, b in PAIRS:
+        if name.startswith("ensemble"):  # criteria on the mean difference alone
+            out[name] = float(paired[a].mean() - paired[b].mean())
+        else:
+            out[name], out[f"{name}_ci_low"], out[f"{name}_ci_high"] = paired_bootstrap(paired[a].to_numpy(), paired[b].to_numpy(),
+                                                                                        seed=seed)
+    return out
+
+
+def pooled(frames: dict[int, pd.DataFrame], *, n_boot: int = 2000) -> pd.DataFrame:
+    """The criteria's paired differences over the test patients of every seed together, with their rank figures.
+
+    The bootstrap resamples patients and holds each seed's trained models fixed: the CI leaves out the variation of
+    training between seeds. ``power_one_seed``: the chance that one seed's paired-bootstrap CI (normal approximation,
+    that seed's number of patients) lies above 0 if the true mean difference and its spread were the pooled ones, i.e.
+    how often a seed can be expected to show an effect of this size (descriptive: power at the observed effect).
+    """
+    from scipy.stats import norm
+
+    both = pd.concat(frames.values())
+    n_seed = int(np.median([len(f) for f in frames.values()]))
+    rows = []
+    for name, a, b in PAIRS:
+        d = (both[a] - both[b]).to_numpy()
+        mean, lo, hi = paired_bootstrap(d, np.zeros_like(d), n_boot=n_boot)
+        se = d.std(ddof=1) / np.sqrt(n_seed)
+        rows.append({"comparison": name, "patients": len(d), "mean": mean, "ci_low": lo, "ci_high": hi, **_rank_figures(d),
+                     "power_one_seed": float(norm.sf(norm.ppf(0.975) - mean / se)) if se > 0 else float(mean > 0)})
+    return pd.DataFrame(rows).set_index("comparison")
+
+
+def pooled_from(workdir: Path, seeds) -> pd.DataFrame:
+    """:func:`pooled` of the per-patient tables that :func:`check_seed` left in ``workdir`` (seeds may run apart)."""
+    return pooled({s: pd.read_csv(workdir / f"seed{s}" / "eval" / "paired_tumour_dice.csv", index_col=0) for s in seeds})
 
 
 def check_seed(seed: int, *, workdir: Path, quick: bool = False, architectures: tuple[str, ...] = ("attention_unet", "convlstm"),
@@ -154,6 +210,8 @@ def check_seed(seed: int, *, workdir: Path, quick: bool = False, architectures: 
     dice = {name: _tumour_dice(m) for name, (m, _) in results.items()}
     chosen = int(ref.fold_scores_.query("stage == 'lesion'").sort_values("val_dice").iloc[-1]["fold"])
     everyone = list(dice["two-stage unet"].index)
+    paired = _paired(dice, everyone, n_folds=cfg["n_folds"], chosen=chosen)
+    paired.to_csv(base / "eval" / "paired_tumour_dice.csv")  # for the pooled table over seeds
     main = table_models.loc["two-stage unet"]
     fp = table_models["false_positives"]
     row = {
@@ -161,12 +219,13 @@ def check_seed(seed: int, *, workdir: Path, quick: bool = False, architectures: 
         "liver_dice": main["liver_dice"], "tumour_dice": main["tumour_dice"],
         "lesion_dice_2cm": main["lesion_dice_2cm"], "recall_1cm": main["recall_1cm"],
         "otsu_tumour_dice": table_models.loc["Otsu in the true liver", "tumour_dice"],
-        **_comparisons(dice, everyone, n_folds=cfg["n_folds"], chosen=chosen, seed=seed),
+        **_comparisons(paired, seed=seed),
+        **{f"{name}_{k}": v for name, a, b in PAIRS for k, v in _rank_figures((paired[a] - paired[b]).to_numpy()).items()},
         "chosen_fold": chosen,
         "false_positives_removed": int(fp["two-stage unet, no post-processing"] - main["false_positives"]),
         "false_positives_removed_single_folds": int(sum(fp[f"two-stage unet fold {k}, no post-processing"]
                                                         - fp[f"two-stage unet fold {k}"] for k in range(cfg["n_folds"]))),
-        **{f"{k}_held": v for k, v in _comparisons(dice, internal, n_folds=cfg["n_folds"], chosen=chosen, seed=seed).items()},
+        **{f"{k}_held": v for k, v in _comparisons(paired.loc[internal], seed=seed).items()},
         "registration_liver_dice_gain": float((qc["liver_dice_after"] - qc["liver_dice_before"]).mean()),
         "minutes": (time.perf_counter() - t0) / 60,
     }
@@ -175,12 +234,15 @@ def check_seed(seed: int, *, workdir: Path, quick: bool = False, architectures: 
 
 def run(seeds=range(2), *, workdir: Path | None = None, quick: bool = False) -> pd.DataFrame:
     workdir = workdir or Path(__file__).resolve().parent / "results" / "segmentation_work"
+    seeds = list(seeds)
     rows, tables = [], []
     for s in seeds:
         row, models = check_seed(s, workdir=workdir, quick=quick)
         rows.append(row)
         tables.append(models)
         pd.concat(tables).to_csv(Path(__file__).resolve().parent / "results" / "segmentation_models.csv")
+    if len(rows) > 1:
+        pooled_from(workdir, seeds).to_csv(Path(__file__).resolve().parent / "results" / "segmentation_pooled.csv")
     return summarise(rows, CRITERIA)
 
 
@@ -204,3 +266,7 @@ if __name__ == "__main__":
         print(models.to_string())
         models.to_csv(Path(__file__).resolve().parent / "results" / f"segmentation_models_seed{s}.csv")
         pd.Series(row).to_csv(Path(__file__).resolve().parent / "results" / f"segmentation_row_seed{s}.csv")
+    if len(args.seeds) > 1:
+        table = pooled_from(Path(__file__).resolve().parent / "results" / "segmentation_work", args.seeds)
+        print(table.to_string())
+        table.to_csv(Path(__file__).resolve().parent / "results" / "segmentation_pooled.csv")

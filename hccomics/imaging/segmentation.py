@@ -67,8 +67,9 @@ class LesionSegmenter:
         Connected components smaller than this are dropped (``postprocess=False`` in :meth:`predict` keeps them).
     work_dir
         Checkpoints and weights: ``fold{k}/liver/`` and ``fold{k}/{lesion|single}_{architecture}_{channels}/`` with
-        ``last.pt`` and ``model.pt``; a rerun resumes or reuses them, and models of other architectures or widths
-        reuse the liver stage (its checkpoint's identity holds only the liver settings, the data and the patients).
+        ``last.pt`` and ``model.pt``, parameters and folds in ``params_{lesion|single}_{architecture}_{channels}.json``;
+        a rerun resumes or reuses them, and models of other architectures or widths reuse the liver stage (its
+        checkpoint's identity holds only the liver settings, the data and the patients).
     device, amp, seed, progress
         ``"auto"`` device; mixed precision on CUDA; local seed; tqdm bars.
 
@@ -123,6 +124,11 @@ class LesionSegmenter:
 
     def _stages(self) -> list[str]:
         return ["liver", "lesion"] if self.two_stage else ["single"]
+
+    def _stage_name(self, stage: str) -> str:
+        """Folder (and params file) name of a stage's models: the lesion models of several architectures and widths
+        share one work_dir and its liver models."""
+        return stage if stage == "liver" else f"{stage}_{self.architecture}_{'-'.join(map(str, self.channels))}"
 
     def _network(self, stage: str, n_phases: int) -> torch.nn.Module:
         from hccomics.imaging.networks import build_network
@@ -192,9 +198,7 @@ class LesionSegmenter:
                 model = self._network(stage, n_phases)
                 sub = _Subset(train_ds, train_idx)
                 validate = self._validator(val_ds, val_idx, stage, device)
-                # the lesion models of several architectures and widths share one work_dir (and its liver models)
-                name = stage if stage == "liver" else f"{stage}_{self.architecture}_{'-'.join(map(str, self.channels))}"
-                ckpt = self.work_dir / f"fold{k}" / name if self.work_dir is not None else None
+                ckpt = self.work_dir / f"fold{k}" / self._stage_name(stage) if self.work_dir is not None else None
                 trainer = Trainer(model, loss=DiceCELoss(to_onehot_y=True, softmax=True), batch_size=self.batch_size,
                                   epochs=self.liver_epochs if stage == "liver" else self.lesion_epochs, lr=self.lr,
                                   amp=self.amp, device=self.device, seed=self.seed + k, checkpoint_dir=ckpt,
@@ -216,7 +220,9 @@ class LesionSegmenter:
         if self.work_dir is not None and is_main_process():
             from hccomics.io.files import atomic_write_text
 
-            atomic_write_text(self.work_dir / "params.json", json.dumps({**self.params, "folds": folds}, indent=1))
+            # one file per model: models of several architectures and widths share the work_dir
+            atomic_write_text(self.work_dir / f"params_{self._stage_name(self._stages()[-1])}.json",
+                              json.dumps({**self.params, "folds": folds}, indent=1))
         return self
 
     def _validator(self, val_ds, val_idx: list[int], stage: str, device: torch.device):
