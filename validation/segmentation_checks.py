@@ -108,11 +108,11 @@ def _comparisons(paired: pd.DataFrame, *, seed: int) -> dict:
     """Ensemble, two-stage and registration comparisons of per-patient tumour Dice (a :func:`_paired` table)."""
     out = {}
     for name, a, b in PAIRS:
-        if name.startswith("ensemble"):  # criteria on the mean difference alone
-            out[name] = float(paired[a].mean() - paired[b].mean())
-        else:
+        if f"{name}_ci_low" in CRITERIA:  # a criterion on the CI: bootstrap it
             out[name], out[f"{name}_ci_low"], out[f"{name}_ci_high"] = paired_bootstrap(paired[a].to_numpy(), paired[b].to_numpy(),
                                                                                         seed=seed)
+        else:  # a criterion on the mean difference alone
+            out[name] = float(paired[a].mean() - paired[b].mean())
     return out
 
 

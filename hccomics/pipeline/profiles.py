@@ -23,8 +23,7 @@ PROFILE_PARAMETERS: dict[str, dict[str, Any]] = {
     "full": {"n_folds": 5, "liver_epochs": 60, "lesion_epochs": 200, "variant_epochs": 100, "coarse_spacing": [2.0, 2.0, 4.0],
              "fine_spacing": [1.0, 1.0, 2.0], "patch_size": [128, 128, 64], "lesion_channels": [32, 64, 128, 256],
              "variant_channels": [16, 32, 64, 128], "crop_spacing": [1.0, 1.0, 2.0], "crop_size": [64, 64, 32],
-             "cnn_epochs": 100, "cnn_width": 0.5, "cnn_repeats": 3, "variant_folds": 5,
-             "variant_samples": 2},
+             "cnn_epochs": 100, "cnn_width": 0.5, "cnn_repeats": 3, "variant_folds": 5, "variant_samples": 2},
 }
 
 
